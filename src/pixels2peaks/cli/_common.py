@@ -1,0 +1,87 @@
+"""Shared CLI plumbing: one-line errors (exit 2), output-path checks, DEM options."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Callable, Literal, Optional, TypeVar
+
+import typer
+
+from pixels2peaks.errors import InputError
+
+F = TypeVar("F", bound=Callable[..., object])
+
+EXIT_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def fail(message: str, code: int = EXIT_INPUT) -> None:
+    """Print ``error: message`` on stderr (one line) and exit with ``code``."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def user_errors(func: F) -> F:
+    """Turn :class:`InputError` into one stderr line + exit 2, Ctrl-C into a clean exit 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except MemoryError:
+            fail("out of memory: try a smaller input or --size")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def check_output_file(path: Path, overwrite: bool) -> Path:
+    """Refuse an existing output unless ``overwrite``; the parent folder must be writable."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} exists; pass --overwrite to replace it")
+    if path.exists() and path.is_dir():
+        raise InputError(f"{path} is a directory, not an output file")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"output folder {parent} does not exist")
+    return path
+
+
+def read_dem_option(
+    path: Path,
+    dx_m: Optional[float],
+    square: Literal["error", "resample"],
+    nan_nodata: bool,
+):
+    """Read a DEM with the CLI's common options; rejects flat DEMs (nothing to analyse)."""
+    import numpy as np
+
+    from pixels2peaks.io import read_dem
+
+    dem = read_dem(path, dx_m=dx_m, square=square, nan="nodata" if nan_nodata else "error")
+    z = dem.z[dem.valid]
+    if z.size < 4:
+        raise InputError(f"{path}: only {z.size} valid cell(s); a DEM needs at least 4")
+    if float(np.max(z)) == float(np.min(z)):
+        raise InputError(f"{path} is flat (every valid cell is {float(z[0]):g} m): nothing to do")
+    return dem
+
+
+DxOption = typer.Option(None, "--dx", help="Cell size in metres (overrides the file's).")
+SquareOption = typer.Option(
+    "error", "--square", help="Non-square cells: 'error' or 'resample' to square cells."
+)
+NanOption = typer.Option(
+    False, "--nan-nodata", help="Treat NaN cells the file does not declare as nodata."
+)
+
+
+def echo_err(msg: str) -> None:
+    print(msg, file=sys.stderr)

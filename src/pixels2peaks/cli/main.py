@@ -1,0 +1,26 @@
+"""`p2p` command-line entry point: one sub-module per command group, registered here."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="p2p",
+    help="Pixels2Peaks: turn a landscape photograph into a complete metric heightmap.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    from pixels2peaks.cli import analyze, hydro, prior
+
+    for module in (analyze, hydro, prior):
+        module.register(app)
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,127 @@
+"""`p2p dataset build`, `p2p train`, `p2p sample`: the terrain diffusion prior."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from pixels2peaks.errors import InputError
+
+dataset_app = typer.Typer(help="Build the curated terrain tile dataset for the prior.", no_args_is_help=True)
+
+
+@dataset_app.command("build")
+def dataset_build(
+    sources: List[str] = typer.Argument(..., help="DEM folders/files, or the named sources 'globe' and 'shared'."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output directory (must not hold a dataset yet)."),
+    tile: int = typer.Option(256, help="Tile size in cells."),
+    stride: int = typer.Option(128, help="Stride between tile windows in cells."),
+    dx: Optional[List[float]] = typer.Option(None, "--dx", help="Sampling densities in metres (repeatable)."),
+    texture_min: float = typer.Option(5.0, help="Flatness threshold: mean per-patch std of the 8-bit thumbnail."),
+    relief_min: float = typer.Option(200.0, help="Min elevation range (m) of a 10 km tile; scales with sqrt(extent)."),
+) -> None:
+    """Cut, curate and shard DEM tiles at several sampling densities (writes DIR/manifest.json)."""
+    from pixels2peaks.training.dataset import CurationConfig, build_dataset
+
+    kw = dict(tile_cells=tile, stride_cells=stride, texture_min=texture_min, relief_min_m=relief_min)
+    if dx:
+        kw["dx_levels_m"] = tuple(dx)
+    m = build_dataset(sources, out, CurationConfig(**kw), progress=True)
+    for src, per in m["counts"].items():
+        for d, c in sorted(per.items(), key=lambda kv: float(kv[0])):
+            typer.echo(f"{src:>12s} dx {float(d):7g} m: {c.get('train', 0):5d} train {c.get('val', 0):4d} val")
+    n_skip = sum(m["skipped_inputs"].values())
+    if n_skip:
+        for w in m["warnings"][:20]:
+            typer.echo(f"warning: {w}", err=True)
+        typer.echo(f"warning: {n_skip} input(s) skipped: {m['skipped_inputs']}", err=True)
+    typer.echo(f"{m['n_train']} train + {m['n_val']} val tiles -> {out}; "
+               f"suggested slope scale s = {m['height_stats']['suggested_slope_scale']:.3g}")
+
+
+def train_cmd(
+    config: Path = typer.Argument(..., help="TOML training config (e.g. configs/prior.toml)."),
+    threads: Optional[int] = typer.Option(None, help="Override the config's torch thread count."),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps in this invocation."),
+    run_dir: Optional[str] = typer.Option(None, help="Override the run directory."),
+    fresh: bool = typer.Option(False, "--fresh", help="Ignore an existing checkpoint in the run directory."),
+    init_from: Optional[Path] = typer.Option(
+        None, help="Warm-start from exported weights (e.g. src/pixels2peaks/weights/prior.safetensors)."
+    ),
+) -> None:
+    """Train the terrain prior (resumes from RUN_DIR/checkpoint.pt if present)."""
+    from pixels2peaks.training.config import load_train_config
+    from pixels2peaks.training.train import train
+
+    cfg = load_train_config(config, threads=threads, max_steps=max_steps, run_dir=run_dir)
+    res = train(cfg, fresh=fresh, init_from=init_from, log=lambda s: typer.echo(s))
+    typer.echo(f"done: {res}")
+
+
+def sample_cmd(
+    dx: float = typer.Option(..., "--dx", help="Cell size in metres."),
+    size: int = typer.Option(256, "--size", help="Tile size in cells (multiple of the U-Net downsampling)."),
+    n: int = typer.Option(1, "-n", help="Number of samples."),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(..., "-o", "--out", help="Output directory for GeoTIFFs."),
+    steps: int = typer.Option(100, "--steps", help="DDIM denoising steps."),
+    base: float = typer.Option(0.0, "--base-m", help="Height of the lowest cell in metres."),
+    weights: Optional[Path] = typer.Option(None, help="Prior weights (.safetensors); default: the shipped model."),
+    bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast (faster, slightly less accurate)."),
+    threads: Optional[int] = typer.Option(None, help="torch threads."),
+) -> None:
+    """Unconditional single-tile samples from the prior, as float32 GeoTIFFs in metres."""
+    import torch
+
+    from pixels2peaks.diffusion.model import load_default_model, load_prior, sample
+    from pixels2peaks.io import write_geotiff
+
+    if not dx > 0:
+        raise InputError(f"--dx must be > 0, got {dx}")
+    if n < 1 or steps < 1:
+        raise InputError("-n and --steps must be >= 1")
+    if threads:
+        torch.set_num_threads(threads)
+    model = load_prior(weights) if weights else load_default_model()
+    model = model.to(memory_format=torch.channels_last)
+    x = sample(model, n, size, dx, steps=steps, seed=seed, bf16=bf16)
+    out.mkdir(parents=True, exist_ok=True)
+    norm = model.cfg.normalization(dx)
+    for i in range(n):
+        z = norm.decode(x[i, 0].numpy().astype("float64"))
+        z = (z - z.min() + base).astype("float32")
+        p = write_geotiff(out / f"sample_dx{dx:g}_seed{seed}_{i:03d}.tif", z, dx_m=dx)
+        typer.echo(str(p))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(dataset_app, name="dataset")
+    app.command("train")(train_cmd)
+    app.command("sample")(sample_cmd)
+
+
+def _standalone() -> None:  # pragma: no cover - `python -m pixels2peaks.cli.prior ...`
+    import sys
+
+    app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+    register(app)
+    try:
+        app(standalone_mode=False)
+    except InputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _standalone()

@@ -1,0 +1,30 @@
+"""Terrain diffusion prior: height normalization, DDPM schedule, U-Net model (see docs/model-card.md).
+
+Heavy names (torch/diffusers) are imported lazily on first access.
+"""
+
+from pixels2peaks.diffusion.normalization import DEFAULT_SLOPE_SCALE, HeightNormalization, dx_class_label
+
+_LAZY = {
+    "PriorConfig": "model",
+    "TerrainPrior": "model",
+    "load_prior": "model",
+    "load_default_model": "model",
+    "save_prior": "model",
+    "predict_eps_x0": "model",
+    "sample": "model",
+    "ddim_timesteps": "model",
+    "make_alphas_cumprod": "schedule",
+    "q_sample": "schedule",
+    "to_eps_x0": "schedule",
+}
+
+__all__ = ["DEFAULT_SLOPE_SCALE", "HeightNormalization", "dx_class_label", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"pixels2peaks.diffusion.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'pixels2peaks.diffusion' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Training of the terrain prior: dataset builder (`dataset`), tile loader (`data`), config, loop (`train`)."""

