@@ -189,7 +189,8 @@ def test_receivers_argument_and_cycles():
     rec = flow_receivers(z)
     for m in BREACH_METHODS:
         np.testing.assert_array_equal(
-            breach_depressions(z, 0.5, receivers=rec, method=m), breach_depressions(z, 0.5, method=m)
+            breach_depressions(z, 0.5, receivers=rec, method=m),
+            breach_depressions(z, 0.5, method=m),
         )
     bad = np.arange(81)
     bad[10], bad[11] = 11, 10  # a 2-cycle

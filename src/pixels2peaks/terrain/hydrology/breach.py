@@ -268,7 +268,8 @@ def breach_depressions(
     if method == "sequential":
         out = _sequential_np(zf, rec, eps)
     else:
-        out = breach_pointer_jumping(torch.from_numpy(zf), torch.from_numpy(rec), eps).numpy()
+        zt = torch.from_numpy(zf if zf.flags.writeable else zf.copy())  # torch warns on r/o
+        out = breach_pointer_jumping(zt, torch.from_numpy(rec), eps).numpy()
     return out.reshape(H, W)
 
 

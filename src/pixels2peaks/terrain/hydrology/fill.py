@@ -51,52 +51,51 @@ FillMethod = Literal["routing", "priority_flood"]
 # --------------------------------------------------------------------------------------------
 # Priority-Flood (numba binary heap keyed by (height, insertion counter))
 # --------------------------------------------------------------------------------------------
-@njit(cache=True, inline="always")
-def _less(hz, hs, a, b):  # pragma: no cover - numba
-    return hz[a] < hz[b] or (hz[a] == hz[b] and hs[a] < hs[b])
-
-
 @njit(cache=True)
-def _push(hz, hs, hc, n, z, s, c):  # pragma: no cover - numba
+def _push(hz, hs, hc, n, z, s, c, ties):  # pragma: no cover - numba
+    """Sift-up insertion of (z, s, c); ordered by z, then by s when ``ties``."""
     i = n
-    hz[i] = z
-    hs[i] = s
-    hc[i] = c
     while i > 0:
         p = (i - 1) >> 1
-        if _less(hz, hs, i, p):
-            hz[i], hz[p] = hz[p], hz[i]
-            hs[i], hs[p] = hs[p], hs[i]
-            hc[i], hc[p] = hc[p], hc[i]
+        if z < hz[p] or (ties and z == hz[p] and s < hs[p]):
+            hz[i] = hz[p]
+            hs[i] = hs[p]
+            hc[i] = hc[p]
             i = p
         else:
             break
+    hz[i] = z
+    hs[i] = s
+    hc[i] = c
     return n + 1
 
 
 @njit(cache=True)
-def _pop(hz, hs, hc, n):  # pragma: no cover - numba
+def _pop(hz, hs, hc, n, ties):  # pragma: no cover - numba
+    """Remove the minimum; returns (cell, new size)."""
     c = hc[0]
     n -= 1
-    hz[0] = hz[n]
-    hs[0] = hs[n]
-    hc[0] = hc[n]
+    z = hz[n]
+    s = hs[n]
+    cl = hc[n]
     i = 0
     while True:
-        l = 2 * i + 1
-        if l >= n:
+        m = 2 * i + 1
+        if m >= n:
             break
-        m = l
-        r = l + 1
-        if r < n and _less(hz, hs, r, l):
+        r = m + 1
+        if r < n and (hz[r] < hz[m] or (ties and hz[r] == hz[m] and hs[r] < hs[m])):
             m = r
-        if _less(hz, hs, m, i):
-            hz[i], hz[m] = hz[m], hz[i]
-            hs[i], hs[m] = hs[m], hs[i]
-            hc[i], hc[m] = hc[m], hc[i]
+        if hz[m] < z or (ties and hz[m] == z and hs[m] < s):
+            hz[i] = hz[m]
+            hs[i] = hs[m]
+            hc[i] = hc[m]
             i = m
         else:
             break
+    hz[i] = z
+    hs[i] = s
+    hc[i] = cl
     return c, n
 
 
@@ -109,6 +108,7 @@ def _priority_flood(z, H, W, eps, out):  # pragma: no cover - numba
     hs = np.empty(N, np.int64)
     hc = np.empty(N, np.int64)
     pit = np.empty(N if eps == 0.0 else 0, np.int64)
+    ties = eps != 0.0  # with eps == 0 the fill is unique whatever the order of equal heights
     n = 0
     seq = 0
     for i in range(N):
@@ -129,7 +129,7 @@ def _priority_flood(z, H, W, eps, out):  # pragma: no cover - numba
                             seed = True
             if seed:
                 closed[i] = True
-                n = _push(hz, hs, hc, n, out[i], seq, i)
+                n = _push(hz, hs, hc, n, out[i], seq, i, ties)
                 seq += 1
     ph = 0
     pt = 0
@@ -138,7 +138,7 @@ def _priority_flood(z, H, W, eps, out):  # pragma: no cover - numba
             ci = pit[ph]
             ph += 1
         else:
-            ci, n = _pop(hz, hs, hc, n)
+            ci, n = _pop(hz, hs, hc, n, ties)
         zc = out[ci]
         r = ci // W
         c = ci - r * W
@@ -160,13 +160,13 @@ def _priority_flood(z, H, W, eps, out):  # pragma: no cover - numba
                         pit[pt] = j
                         pt += 1
                     else:
-                        n = _push(hz, hs, hc, n, out[j], seq, j)
+                        n = _push(hz, hs, hc, n, out[j], seq, j, ties)
                         seq += 1
                 else:
                     v = zc + eps
                     if out[j] < v:
                         out[j] = v
-                    n = _push(hz, hs, hc, n, out[j], seq, j)
+                    n = _push(hz, hs, hc, n, out[j], seq, j, ties)
                     seq += 1
 
 
