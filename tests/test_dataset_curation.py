@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from _prior_synth import flat_noise_tile, flat_texture_tile, fractal, mountain, void_tile
+from pixels2peaks.training.synthetic import flat_noise_tile, flat_texture_tile, fractal, mountain, void_tile
 from pixels2peaks.errors import InputError
 from pixels2peaks.training.data import TileSet, dihedral
 from pixels2peaks.training.dataset import CurationConfig, build_dataset, curate_tile, resample_to, texture_score

@@ -6,10 +6,9 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from _prior_synth import fractal
+from pixels2peaks.training.synthetic import fractal
 from pixels2peaks.cli.prior import register
 from pixels2peaks.diffusion.model import PriorConfig, TerrainPrior, save_prior
-from pixels2peaks.errors import InputError
 
 
 @pytest.fixture()
@@ -52,5 +51,9 @@ def test_sample_cli_writes_geotiffs(app, tmp_path):
 
 def test_sample_cli_bad_input(app, tmp_path):
     r = CliRunner().invoke(app, ["sample", "--dx", "0", "-o", str(tmp_path / "o")])
-    assert isinstance(r.exception, InputError)
+    assert r.exit_code == 2 and "error: --dx must be > 0" in r.output
     assert not (tmp_path / "o").exists()
+    r = CliRunner().invoke(app, ["train", str(tmp_path / "missing.toml")])
+    assert r.exit_code == 2 and "training config not found" in r.output
+    r = CliRunner().invoke(app, ["dataset", "build", str(tmp_path / "nope"), "-o", str(tmp_path / "ds")])
+    assert r.exit_code == 2 and not (tmp_path / "ds").exists()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from _prior_synth import fractal
+from pixels2peaks.training.synthetic import fractal
 from pixels2peaks.diffusion.model import load_prior
 from pixels2peaks.errors import InputError
 from pixels2peaks.training.config import TrainConfig, load_train_config

@@ -7,12 +7,14 @@ from typing import List, Optional
 
 import typer
 
+from pixels2peaks.cli._common import user_errors
 from pixels2peaks.errors import InputError
 
 dataset_app = typer.Typer(help="Build the curated terrain tile dataset for the prior.", no_args_is_help=True)
 
 
 @dataset_app.command("build")
+@user_errors
 def dataset_build(
     sources: List[str] = typer.Argument(..., help="DEM folders/files, or the named sources 'globe' and 'shared'."),
     out: Path = typer.Option(..., "-o", "--out", help="Output directory (must not hold a dataset yet)."),
@@ -41,6 +43,7 @@ def dataset_build(
                f"suggested slope scale s = {m['height_stats']['suggested_slope_scale']:.3g}")
 
 
+@user_errors
 def train_cmd(
     config: Path = typer.Argument(..., help="TOML training config (e.g. configs/prior.toml)."),
     threads: Optional[int] = typer.Option(None, help="Override the config's torch thread count."),
@@ -60,6 +63,7 @@ def train_cmd(
     typer.echo(f"done: {res}")
 
 
+@user_errors
 def sample_cmd(
     dx: float = typer.Option(..., "--dx", help="Cell size in metres."),
     size: int = typer.Option(256, "--size", help="Tile size in cells (multiple of the U-Net downsampling)."),

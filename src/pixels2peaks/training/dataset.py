@@ -208,7 +208,7 @@ def _holds_a_tile(path: Path, cfg: CurationConfig) -> bool:
 
         with _w.catch_warnings():
             _w.simplefilter("ignore")
-            dem = read_dem(path, square="resample")
+            dem = read_dem(path, square="resample", nan="nodata")
     except Exception:  # noqa: BLE001 - unreadable: not a candidate
         return False
     if not np.isfinite(dem.z).any():
@@ -246,7 +246,7 @@ def raster_tiles(
 
                 with _w.catch_warnings():
                     _w.simplefilter("ignore")
-                    dem = read_dem(f, square="resample")
+                    dem = read_dem(f, square="resample", nan="nodata")
             except InputError as exc:
                 kind = "all_nodata" if "no valid heights" in str(exc) else "unreadable"
                 blog.warn(kind, f"skipped {f.name}: {exc}")

@@ -23,10 +23,15 @@ def hillshade(z: np.ndarray, dx_m: float, azimuth_deg: float = 315.0, altitude_d
 
 def save_grid(tiles: list[np.ndarray], dxs: list[float], path: str | Path, ncols: int = 4,
               labels: list[str] | None = None) -> Path:
-    """Hillshade every heightmap (metres) and tile them into one greyscale PNG (2 px gaps)."""
+    """Hillshade every heightmap (metres) and tile them into one greyscale PNG (2 px gaps).
+
+    Vertical exaggeration is ``sqrt(dx / 30 m)`` (x5.7 at 960 m), the same for real and generated tiles.
+    """
     from PIL import Image, ImageDraw
 
-    imgs = [(hillshade(z, dx) * 255).astype(np.uint8) for z, dx in zip(tiles, dxs)]
+    # vertical exaggeration sqrt(dx / 30 m): coarse cells have small slopes and would look flat
+    imgs = [(hillshade(z, dx, z_factor=max(1.0, (dx / 30.0) ** 0.5)) * 255).astype(np.uint8)
+            for z, dx in zip(tiles, dxs)]
     h = max(i.shape[0] for i in imgs)
     w = max(i.shape[1] for i in imgs)
     ncols = min(ncols, len(imgs))

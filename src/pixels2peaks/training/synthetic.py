@@ -1,4 +1,4 @@
-"""Synthetic terrains for the prior's tests (no /work/shared, no network)."""
+"""Synthetic terrains (self-affine fractal surfaces and curation edge cases) for tests and smoke runs."""
 
 from __future__ import annotations
 
