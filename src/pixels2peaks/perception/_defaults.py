@@ -1,0 +1,126 @@
+"""Registration of the shipped backends (called lazily by :mod:`.protocols`).
+
+Options understood (a plain mapping, all optional):
+
+* ``fov_x_deg``: known horizontal FOV (e.g. from EXIF) for geometry/priors.
+* ``terrain``: bool terrain mask, used by the builtin geometry/priors.
+* ``depth_model``: Hugging Face id or local folder of a Depth Anything V2 model.
+* ``dino_model`` / ``sam_model``: Grounding DINO and SAM ids or local folders.
+* ``vlm_url`` / ``vlm_model`` / ``vlm_api_key`` / ``vlm_timeout_s`` / ``vlm_samples``: an
+  OpenAI-compatible chat endpoint for the priors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pixels2peaks.perception.protocols import (
+    BackendSpec,
+    hf_weights_cached,
+    module_available,
+    register,
+)
+
+DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
+DINO_MODEL = "IDEA-Research/grounding-dino-tiny"
+SAM_MODEL = "facebook/sam-vit-base"
+
+
+def _moge_available(opts: Mapping[str, Any]) -> tuple[bool, str]:
+    if not module_available("moge"):
+        return False, "moge not installed"
+    return False, "moge installed but its backend is not wired yet"
+
+
+def _depth_available(opts: Mapping[str, Any]) -> tuple[bool, str]:
+    if not module_available("transformers"):
+        return False, "transformers not installed"
+    model = str(opts.get("depth_model", DEPTH_MODEL))
+    if not hf_weights_cached(model):
+        return False, f"transformers present but no local Depth Anything weights ({model})"
+    return True, ""
+
+
+def _depth_factory(opts: Mapping[str, Any]):
+    from pixels2peaks.perception.transformers_backends import DepthAnythingGeometry
+
+    return DepthAnythingGeometry.from_pretrained(
+        str(opts.get("depth_model", DEPTH_MODEL)), fov_x_deg=opts.get("fov_x_deg")
+    )
+
+
+def _gsam_available(opts: Mapping[str, Any]) -> tuple[bool, str]:
+    if not module_available("transformers"):
+        return False, "transformers not installed"
+    missing = [
+        m
+        for m in (str(opts.get("dino_model", DINO_MODEL)), str(opts.get("sam_model", SAM_MODEL)))
+        if not hf_weights_cached(m)
+    ]
+    if missing:
+        return False, f"transformers present but no local weights for {', '.join(missing)}"
+    return True, ""
+
+
+def _gsam_factory(opts: Mapping[str, Any]):
+    from pixels2peaks.perception.transformers_backends import GroundedSamSegmentation
+
+    return GroundedSamSegmentation.from_pretrained(
+        str(opts.get("dino_model", DINO_MODEL)), str(opts.get("sam_model", SAM_MODEL))
+    )
+
+
+def _vlm_available(opts: Mapping[str, Any]) -> tuple[bool, str]:
+    if not opts.get("vlm_url"):
+        return False, "no VLM endpoint configured (vlm_url)"
+    return True, ""
+
+
+def _vlm_factory(opts: Mapping[str, Any]):
+    from pixels2peaks.perception.builtin import DefaultPriors
+    from pixels2peaks.perception.vlm import VLMClient, VLMPriors
+
+    client = VLMClient(
+        str(opts["vlm_url"]),
+        model=str(opts.get("vlm_model", "gemma-3")),
+        api_key=opts.get("vlm_api_key"),
+        timeout_s=float(opts.get("vlm_timeout_s", 120.0)),
+    )
+    fallback = DefaultPriors(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), terrain=opts.get("terrain"))
+    return VLMPriors(client, samples_per_prompt=int(opts.get("vlm_samples", 1)), fallback=fallback)
+
+
+def _always(opts: Mapping[str, Any]) -> tuple[bool, str]:
+    return True, ""
+
+
+def _builtin_geometry(opts: Mapping[str, Any]):
+    from pixels2peaks.perception.builtin import ClassicalGeometry
+
+    return ClassicalGeometry(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), terrain=opts.get("terrain"))
+
+
+def _builtin_segmentation(opts: Mapping[str, Any]):
+    from pixels2peaks.perception.builtin import SkySegmentation
+
+    return SkySegmentation()
+
+
+def _builtin_priors(opts: Mapping[str, Any]):
+    from pixels2peaks.perception.builtin import DefaultPriors
+
+    return DefaultPriors(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), terrain=opts.get("terrain"))
+
+
+def register_defaults() -> None:
+    for spec in (
+        BackendSpec("geometry", "moge", lambda o: None, _moge_available, 10),
+        BackendSpec("geometry", "depth_anything", _depth_factory, _depth_available, 20),
+        BackendSpec("geometry", "builtin", _builtin_geometry, _always, 100),
+        BackendSpec("segmentation", "grounded_sam", _gsam_factory, _gsam_available, 10),
+        BackendSpec("segmentation", "builtin", _builtin_segmentation, _always, 100),
+        BackendSpec("priors", "vlm", _vlm_factory, _vlm_available, 10),
+        BackendSpec("priors", "builtin", _builtin_priors, _always, 100),
+    ):
+        register(spec, replace=True)

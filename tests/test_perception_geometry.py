@@ -1,0 +1,205 @@
+import math
+
+import numpy as np
+import pytest
+
+from pixels2peaks.errors import InputError
+from pixels2peaks.perception.geometry import (
+    CleanOptions,
+    ReconstructOptions,
+    ScaleFit,
+    clean_points,
+    fit_scale,
+    heightmap_max,
+    mean_slope_deg,
+    pitch_rotation,
+    project_visible,
+    reconstruct,
+    rotate_points,
+    search_pitch,
+)
+
+
+def to_camera(world, pitch_deg):
+    """Level-frame points (camera at the origin, yaw 0) -> camera frame."""
+    return np.asarray(world) @ pitch_rotation(pitch_deg)  # R^T applied to row vectors
+
+
+def plane_scene(slope_deg=25.0, spacing=10.0):
+    x, y = np.meshgrid(np.arange(-500, 500, spacing), np.arange(200, 1200, spacing))
+    z = math.tan(math.radians(slope_deg)) * (y - 200) - 100.0
+    return np.stack([x.ravel(), y.ravel(), z.ravel()], axis=1)
+
+
+def cone_face(slope_deg=30.0, spacing=10.0):
+    x, y = np.meshgrid(np.arange(-600, 600, spacing), np.arange(300, 1500, spacing))
+    r = np.hypot(x, y - 1500.0)
+    keep = (r < 1200) & (r > 30)
+    z = math.tan(math.radians(slope_deg)) * (1200 - r) - 200.0
+    return np.stack([x[keep], y[keep], z[keep]], axis=1)
+
+
+def test_rotation_matches_camera_convention():
+    # pitch 0: camera forward (z) is north (+y), camera down (y) is -z
+    r = pitch_rotation(0.0)
+    assert np.allclose(r @ [0, 0, 1], [0, 1, 0])
+    assert np.allclose(r @ [0, 1, 0], [0, 0, -1])
+    # pitch +30 looks up
+    f = pitch_rotation(30.0) @ [0, 0, 1]
+    assert np.allclose(f, [0, math.cos(math.radians(30)), math.sin(math.radians(30))])
+
+
+@pytest.mark.parametrize("true_pitch", [-10.0, 7.0])
+def test_pitch_search_recovers_plane_pitch(true_pitch):
+    world = plane_scene(25.0)
+    cam = to_camera(world, true_pitch)
+    assert np.allclose(rotate_points(cam, true_pitch), world)
+    res = search_pitch(cam, 25.0, pitch_range_deg=(-30, 30), step_deg=1.0, search_cells=64)
+    assert abs(res.pitch_deg - true_pitch) <= 1.0
+    i = int(np.argmin(np.abs(res.candidates_deg - true_pitch)))
+    assert res.slopes_deg[i] == pytest.approx(25.0, abs=0.5)
+
+
+def test_pitch_search_recovers_cone_pitch():
+    world = cone_face(30.0)
+    true_pitch = 5.0
+    cam = to_camera(world, true_pitch)
+    # prior = the slope the same procedure measures at the true pitch
+    z, occ, _ = heightmap_max(world, np.ptp(world[:, 1]) / 64)
+    target, n = mean_slope_deg(z, occ, np.ptp(world[:, 1]) / 64)
+    assert n > 100
+    res = search_pitch(cam, target, pitch_range_deg=(-20, 20), step_deg=1.0, search_cells=64)
+    assert abs(res.pitch_deg - true_pitch) <= 1.0
+
+
+def test_search_pitch_is_scale_invariant():
+    cam = to_camera(plane_scene(25.0), -10.0)
+    a = search_pitch(cam, 25.0, pitch_range_deg=(-20, 0), step_deg=1.0, search_cells=64)
+    b = search_pitch(cam * 0.001, 25.0, pitch_range_deg=(-20, 0), step_deg=1.0, search_cells=64)
+    assert a.pitch_deg == b.pitch_deg
+
+
+def test_search_pitch_rejects_bad_input():
+    with pytest.raises(InputError):
+        search_pitch(np.zeros((2, 3)), 20.0)
+    with pytest.raises(InputError):
+        search_pitch(np.random.default_rng(0).random((50, 3)) + [0, 0, 1], 95.0)
+
+
+def test_scale_fit_hits_range_exactly():
+    rng = np.random.default_rng(1)
+    pts = rng.normal(size=(500, 3)) * [3, 5, 0.7]
+    fit = fit_scale(pts, (1500.0, 3200.0), include_xy=np.zeros((1, 2)))
+    q = fit.apply(pts)
+    assert q[:, 2].min() == pytest.approx(1500.0, abs=1e-9)
+    assert q[:, 2].max() == pytest.approx(3200.0, abs=1e-9)
+    assert q[:, 0].min() >= -1e-9 and q[:, 1].min() >= -1e-9
+    cam = fit.apply(np.zeros((1, 3)))[0]
+    assert cam[0] >= -1e-9 and cam[1] >= -1e-9
+    assert fit.scale == pytest.approx(1700.0 / np.ptp(pts[:, 2]))
+    with pytest.raises(InputError):
+        fit_scale(np.ones((5, 3)), (0.0, 1.0))
+    with pytest.raises(InputError):
+        fit_scale(pts, (10.0, 10.0))
+
+
+def test_projection_of_known_points():
+    pts = np.array([[5.0, 15.0, 2.0], [6.0, 14.0, 3.0], [25.0, 5.0, 7.0], [39.0, 1.0, 1.0]])
+    fit = ScaleFit(1.0, np.zeros(3))
+    zv, mv, dx, _ = project_visible(pts, fit, dx_m=10.0, camera_xy=None, margin_cells=0)
+    assert dx == 10.0 and zv.shape == (2, 4)
+    expected = np.array([[3.0, np.nan, np.nan, np.nan], [np.nan, np.nan, 7.0, 1.0]])
+    assert np.array_equal(np.isnan(zv), np.isnan(expected))
+    assert np.allclose(zv[mv], expected[~np.isnan(expected)])
+    assert mv.tolist() == [[True, False, False, False], [False, False, True, True]]
+
+
+def test_projection_default_dx_spans_target_cells():
+    pts = np.array([[0.0, 0.0, 0.0], [2048.0, 512.0, 10.0]])
+    zv, mv, dx, fit = project_visible(pts, ScaleFit(1.0, np.zeros(3)), target_cells=1024)
+    assert dx == pytest.approx(2048 / 1023) and zv.shape == (257, 1024)
+    assert mv[-1, 0] and mv[0, -1] and mv.sum() == 2
+    assert np.allclose(fit.offset, [dx / 2, dx / 2, 0])
+    with pytest.raises(InputError):
+        project_visible(pts, ScaleFit(1.0, np.zeros(3)), dx_m=0.01, max_cells=1000)
+
+
+def test_dbscan_removes_outliers_scale_free():
+    rng = np.random.default_rng(0)
+    # dense surface: a pixel grid at depths 100..1000 (far points sparser in 3-D)
+    v, u = np.mgrid[0:120, 0:160].astype(float)
+    depth = 1000.0 - 7.5 * v
+    surf = np.stack([(u - 80) / 150 * depth, (v - 60) / 150 * depth, depth], -1).reshape(-1, 3)
+    # flying pixels: surface rays at 1.5-3x the surface depth, plus points far off the surface
+    pick = rng.choice(len(surf), 40, replace=False)
+    flying = surf[pick] * rng.uniform(1.5, 3.0, (40, 1))
+    far = np.stack([rng.uniform(-300, 300, 20), rng.uniform(-200, 200, 20), rng.uniform(3000, 6000, 20)], 1)
+    out = np.concatenate([flying, far])
+    pts = np.concatenate([surf, out])
+    for scale in (1.0, 1e-3):
+        keep = clean_points(pts * scale, CleanOptions())
+        assert keep[: len(surf)].mean() > 0.99
+        assert keep[len(surf):].mean() < 0.1
+    # subsampled path behaves the same
+    keep = clean_points(pts, CleanOptions(max_points=5000))
+    assert keep[: len(surf)].mean() > 0.97 and keep[len(surf):].mean() < 0.1
+
+
+def test_reconstruct_end_to_end():
+    # camera at 100 m above the foot of a 25 deg plane, pitch -8, pixel grid pointmap
+    true_pitch = -8.0
+    world = plane_scene(25.0, spacing=12.0)
+    cam_pts = to_camera(world, true_pitch)
+    pm = cam_pts.reshape(100 // 1, -1, 3) if False else cam_pts.reshape(-1, 1, 3)
+    valid = np.ones(pm.shape[:2], bool)
+    res = reconstruct(
+        pm, valid, 60.0, 25.0, (1000.0, 1500.0),
+        ReconstructOptions(clean=None, pitch_range_deg=(-20, 20), pitch_step_deg=1.0,
+                           search_cells=64, target_cells=128),
+    )
+    assert abs(res.camera.pitch_deg - true_pitch) <= 1.0
+    assert np.nanmin(res.z) == pytest.approx(1000.0, abs=1e-3)
+    assert np.nanmax(res.z) == pytest.approx(1500.0, abs=1e-3)
+    assert max(res.z.shape) == 128 and res.mask.sum() > 0
+    assert res.camera.yaw_deg == 0.0 and res.camera.dx_m == res.dx_m
+    # camera stands at the south edge, above the plane's foot
+    assert res.camera.position_m[1] == pytest.approx(res.dx_m / 2, abs=1e-6)
+    assert res.camera.position_m[2] > 1000.0
+
+
+def test_reconstruct_rendered_view_recovers_camera():
+    """Integration with the camera module: render a hill from a known camera, feed the
+    camera-frame pointmap back, recover pitch, scale and pose."""
+    from pixels2peaks.camera import Camera, render
+
+    n, dx = 64, 20.0
+    yy, xx = np.mgrid[0:n, 0:n].astype(float)
+    z = 300.0 * np.exp(-(((xx - 32) / 14) ** 2 + ((yy - 24) / 12) ** 2)) + 100.0 + 4.0 * (n - yy)
+    cam = Camera(96, 64, 60.0, (640.0, -300.0, 600.0), yaw_deg=0.0, pitch_deg=-12.0)
+    res = render(z, dx, cam)
+    assert res.hit.mean() > 0.3
+    pc = cam.world_to_camera(res.pointmap.astype(np.float64))
+    world = res.pointmap[res.hit].astype(np.float64)
+    # prior slope = what the same procedure measures at the true pitch
+    lvl = rotate_points(pc[res.hit], -12.0)
+    d = max(np.ptp(lvl[:, 0]), np.ptp(lvl[:, 1])) / 64
+    zz, occ, _ = heightmap_max(lvl, d)
+    target, _ = mean_slope_deg(zz, occ, d)
+    zr = (float(world[:, 2].min()), float(world[:, 2].max()))
+    out = reconstruct(pc, res.hit, 60.0, target, zr, ReconstructOptions(
+        clean=None, pitch_range_deg=(-30, 10), pitch_step_deg=1.0, search_cells=64, target_cells=128))
+    assert abs(out.camera.pitch_deg + 12.0) <= 1.0
+    assert out.scale.scale == pytest.approx(1.0, rel=0.1)
+    # camera height above the lowest visible point is preserved (up to the scale error)
+    assert out.camera.position_m[2] - zr[0] == pytest.approx(600.0 - zr[0], rel=0.1)
+    # the camera looks at the terrain from the south: it is south of the visible cells
+    rows = np.flatnonzero(out.mask.any(axis=1))
+    south_edge_y = (out.z.shape[0] - rows.max() - 1) * out.dx_m
+    assert out.camera.position_m[1] <= south_edge_y + out.dx_m
+
+
+def test_pitch_search_subsampling_agrees():
+    cam = to_camera(plane_scene(25.0, spacing=5.0), -10.0)
+    a = search_pitch(cam, 25.0, pitch_range_deg=(-14, -6), step_deg=1.0, search_cells=48)
+    b = search_pitch(cam, 25.0, pitch_range_deg=(-14, -6), step_deg=1.0, search_cells=48, max_points=10_000)
+    assert abs(a.pitch_deg - b.pitch_deg) <= 1.0 and abs(b.pitch_deg + 10) <= 1.0
