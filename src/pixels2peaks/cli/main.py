@@ -14,9 +14,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from pixels2peaks.cli import analyze, hydro, prior
+    from pixels2peaks.cli import analyze, complete, hydro, prior, render, visible
 
-    for module in (analyze, hydro, prior):
+    for module in (analyze, hydro, prior, render, visible, complete):
         module.register(app)
 
 

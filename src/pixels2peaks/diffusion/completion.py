@@ -1,0 +1,473 @@
+"""Guided terrain completion (paper §5): ``complete(z_v, m_v, z_max, dx_m, config) -> result``.
+
+Pipeline (``docs/guided-completion.md`` has the details and the measurements behind the defaults):
+
+1. **Initialization** (§5.3): Algorithm 3 procedural guess in the occluded cells
+   (:func:`~pixels2peaks.diffusion.initialization.procedural_init`), or the ablation baselines
+   ``"laplacian"`` (harmonic interpolation) / ``"noise"`` (pure noise, walk from ``t = 1``).
+2. **Guided tiled diffusion** (§5.1, §5.2, §5.4): SDEdit from ``t_start`` with a DDIM walk of
+   ``steps`` steps; the denoiser is ``guided(SpotTiledDenoiser(ModelDenoiser(prior)))`` with the
+   composite loss of Eq. 5 evaluated on the whole map in normalized units, and RePaint (Eq. 3)
+   re-injects the noised known cells before every step with ``t >= repaint_t_min``.
+3. **Polishing** (§5.5): Algorithm 4 at ``dx / u`` (see :mod:`~pixels2peaks.diffusion.polishing`).
+4. **Known cells**: with ``paste_known`` (default) the known cells are put back at the end, so
+   the output equals ``z_v`` on them: bit-exactly without polishing; after polishing, every
+   ``u x u`` output block of a known cell averages to ``z_v`` (back-projected bicubic upsampling,
+   ``|block mean - z_v| <= 1e-4 m + 1e-6 x relief``).
+
+Deterministic for a given ``seed`` on one machine (all noise is drawn on the CPU from seeded
+generators; tile shifts from a seeded numpy generator). ``device``: ``auto`` (CUDA if available),
+``cpu`` or ``cuda``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from pixels2peaks.diffusion.guidance import GRADIENT_MODES, CompletionLoss, GuidanceWeights, guided
+from pixels2peaks.diffusion.initialization import laplacian_init, procedural_init
+from pixels2peaks.diffusion.polishing import (
+    PolishConfig,
+    back_projected_upsample,
+    block_mean,
+    polish,
+    upsample_bicubic,
+    upsample_nearest,
+)
+from pixels2peaks.diffusion.sampling import (
+    ModelDenoiser,
+    Profiler,
+    RePaint,
+    noise_to,
+    sample_ddim,
+    section,
+    walk_timesteps,
+)
+from pixels2peaks.diffusion.tiling import SpotTiledDenoiser
+from pixels2peaks.errors import InputError
+
+__all__ = [
+    "CompletionConfig",
+    "CompletionResult",
+    "PolishConfig",
+    "GuidanceWeights",
+    "complete",
+    "resample_inputs",
+    "vve",
+    "ove",
+    "view_errors",
+    "INIT_MODES",
+]
+
+INIT_MODES = ("procedural", "laplacian", "noise")
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class CompletionConfig:
+    """Everything that determines a completion (saved with the result as ``to_dict()``)."""
+
+    seed: int = 0
+    steps: int = 20
+    t_start: float = 0.5
+    init: str = "procedural"
+    init_octaves: int | None = None
+    init_noise_gain: float = 0.5
+    init_smooth_iters: int = 8
+    guidance: GuidanceWeights = field(default_factory=GuidanceWeights)
+    gradient_mode: str = "x0"
+    hyd_method: str = "breach"
+    hyd_factor: int = 2
+    geo_curvature: str = "abs"
+    kappa_max: float = 2.0
+    repaint_t_min: float = 0.05
+    tile_cells: int = 256
+    tile_min_edge_cells: int = 64
+    tile_batch: int = 4
+    tile_shift: str = "random"
+    polish: PolishConfig = field(default_factory=PolishConfig)
+    paste_known: bool = True
+    eta: float = 0.0
+    device: str = "auto"
+    bf16: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.guidance, dict):
+            object.__setattr__(self, "guidance", GuidanceWeights(**self.guidance))
+        if isinstance(self.polish, dict):
+            object.__setattr__(self, "polish", PolishConfig(**self.polish))
+        if self.steps < 1:
+            raise InputError(f"steps must be >= 1, got {self.steps}")
+        if not 0.0 < float(self.t_start) <= 1.0:
+            raise InputError(f"t_start must be in (0, 1], got {self.t_start}")
+        if self.init not in INIT_MODES:
+            raise InputError(f"init must be one of {INIT_MODES}, got {self.init!r}")
+        if self.gradient_mode not in GRADIENT_MODES:
+            raise InputError(f"gradient_mode must be one of {GRADIENT_MODES}, got {self.gradient_mode!r}")
+        if self.hyd_method not in ("breach", "fill"):
+            raise InputError(f"hyd_method must be 'breach' or 'fill', got {self.hyd_method!r}")
+        if self.geo_curvature not in ("abs", "signed"):
+            raise InputError(f"geo_curvature must be 'abs' or 'signed', got {self.geo_curvature!r}")
+        if self.hyd_factor < 1:
+            raise InputError(f"hyd_factor must be >= 1, got {self.hyd_factor}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise InputError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if not 0.0 <= self.repaint_t_min <= 1.0:
+            raise InputError(f"repaint_t_min must be in [0, 1], got {self.repaint_t_min}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["polish"]["ts"] = list(d["polish"]["ts"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CompletionConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise InputError(f"unknown completion config key(s): {sorted(unknown)}")
+        return cls(**d)
+
+    def replace(self, **kw: Any) -> CompletionConfig:
+        return replace(self, **kw)
+
+
+@dataclass
+class CompletionResult:
+    """``z``: completed heightmap (metres, float32, ``(H', W')``), ``dx_m`` its cell size (half of
+    the input's after ``u = 2`` polishing), ``known`` the known mask on that grid, ``z_main`` the
+    result of the main diffusion at the input grid (before polishing), ``metrics`` (``mdd_m``,
+    ``vve_m``, ``ove_m``, ...), ``timings`` (seconds per stage) and ``profile`` (exclusive seconds
+    per section: unet, unet_backward, guidance_loss, breach, tiling, ...)."""
+
+    z: np.ndarray
+    dx_m: float
+    known: np.ndarray
+    z_main: np.ndarray
+    config: CompletionConfig
+    metrics: dict[str, float]
+    timings: dict[str, float]
+    profile: dict[str, dict[str, float]]
+    upsample: int = 1
+    history: list[dict] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------------
+# view metrics (paper §7.3)
+# ----------------------------------------------------------------------------------------------
+try:  # the project's definitions (pixels2peaks.evaluation.view_metrics)
+    from pixels2peaks.evaluation.view_metrics import occluded_view_error as ove
+    from pixels2peaks.evaluation.view_metrics import visible_view_error as vve
+except ImportError:  # pragma: no cover - only while that module is missing
+
+    def vve(z: np.ndarray, z_v: np.ndarray, m_v: np.ndarray) -> float:
+        """Visible View Error: mean over all cells of ``M_V |Z - Z_V|`` (metres)."""
+        d = np.where(m_v, np.abs(np.asarray(z, np.float64) - np.where(m_v, z_v, 0.0)), 0.0)
+        return float(d.mean())
+
+    def ove(z: np.ndarray, z_max: np.ndarray | None, m_v: np.ndarray) -> float:
+        """Occluded View Error: mean over all cells of ``(1 - M_V) max(Z - Z_max, 0)`` (metres)."""
+        if z_max is None:
+            return 0.0
+        zm = np.where(np.isfinite(z_max), z_max, np.inf)
+        return float(np.where(~m_v, np.maximum(np.asarray(z, np.float64) - zm, 0.0), 0.0).mean())
+
+
+def view_errors(z, z_v, m_v, z_max) -> dict[str, float]:
+    """``{"vve_m", "ove_m"}`` (paper §7.3; ``z_max=None`` = unbounded, OVE 0)."""
+    return {"vve_m": float(vve(z, z_v, m_v)), "ove_m": 0.0 if z_max is None else float(ove(z, z_max, m_v))}
+
+
+# ----------------------------------------------------------------------------------------------
+# input checks and resampling
+# ----------------------------------------------------------------------------------------------
+MIN_CELLS = 8
+
+
+def _validate(z_v, m_v, z_max, dx_m):
+    z_v = np.asarray(z_v, dtype=np.float64)
+    m_v = np.asarray(m_v)
+    if m_v.dtype != bool:
+        m_v = m_v != 0
+    if z_v.ndim != 2:
+        raise InputError(f"visible heights must be a 2-D grid, got shape {z_v.shape}")
+    if m_v.shape != z_v.shape:
+        raise InputError(f"mask {m_v.shape} and visible heights {z_v.shape} differ in shape")
+    if min(z_v.shape) < MIN_CELLS:
+        raise InputError(f"heightmap {z_v.shape[0]}x{z_v.shape[1]} is too small (min {MIN_CELLS} cells a side)")
+    try:
+        dx = float(dx_m)
+    except (TypeError, ValueError):
+        raise InputError(f"dx must be a positive number of metres, got {dx_m!r}") from None
+    if not math.isfinite(dx) or dx <= 0:
+        raise InputError(f"dx must be a positive number of metres, got {dx_m!r}")
+    n_known = int(m_v.sum())
+    if n_known == 0:
+        raise InputError("the mask marks no visible cell: nothing to complete from")
+    if n_known == m_v.size:
+        raise InputError("the mask marks every cell visible: nothing to complete")
+    bad = m_v & ~np.isfinite(z_v)
+    if bad.any():
+        raise InputError(f"{int(bad.sum())} visible cell(s) have no finite height (NaN/inf where the mask is set)")
+    zm = None
+    if z_max is not None:
+        zm = np.asarray(z_max, dtype=np.float64)
+        if zm.shape != z_v.shape:
+            raise InputError(f"zmax {zm.shape} and visible heights {z_v.shape} differ in shape")
+        zm = np.where(np.isnan(zm), np.inf, zm)
+        if np.isneginf(zm).any():
+            raise InputError("zmax contains -inf")
+        relief = float(np.ptp(z_v[m_v])) if n_known > 1 else 0.0
+        tol = 0.01 + 1e-3 * relief
+        below = m_v & (zm < z_v - tol)
+        if below.any():
+            worst = float(np.max((z_v - zm)[below]))
+            raise InputError(
+                f"zmax is below the visible heights at {int(below.sum())} visible cell(s) (by up to {worst:.3g} m): "
+                "zmax and the visible heightmap do not belong together"
+            )
+    return z_v, m_v, zm, dx
+
+
+def resample_inputs(
+    z_v: np.ndarray, m_v: np.ndarray, z_max: np.ndarray | None, dx_m: float, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, float]:
+    """Resample the inputs so the longer side has ``size`` cells (square cells kept, ``dx``
+    scaled by ``max(H, W) / size``): heights by area-weighted bilinear resampling of the known
+    cells only, the mask by majority (a cell is known when >= half of its footprint is), ``Z_max``
+    by the minimum over each cell's footprint when shrinking (conservative), nearest otherwise."""
+    import torch.nn.functional as F
+
+    H, W = m_v.shape
+    if size < MIN_CELLS:
+        raise InputError(f"--size must be >= {MIN_CELLS}, got {size}")
+    f = max(H, W) / float(size)
+    h, w = max(1, round(H / f)), max(1, round(W / f))
+    if (h, w) == (H, W):
+        return z_v, m_v, z_max, float(dx_m)
+    m = torch.from_numpy(m_v.astype(np.float64))[None, None]
+    zk = torch.from_numpy(np.where(m_v, z_v, 0.0).astype(np.float64))[None, None]
+    mode = "area" if f > 1 else "bilinear"
+    kw = {} if mode == "area" else {"align_corners": False}
+    mf = F.interpolate(m, size=(h, w), mode=mode, **kw)[0, 0].numpy()
+    zs = F.interpolate(zk, size=(h, w), mode=mode, **kw)[0, 0].numpy()
+    m2 = mf >= 0.5 - 1e-9
+    z2 = np.where(m2, zs / np.maximum(mf, 1e-12), np.nan)
+    zm2 = None
+    if z_max is not None:
+        zm = np.where(np.isfinite(z_max), z_max, 1e30)
+        t = torch.from_numpy(zm.astype(np.float64))[None, None]
+        if f > 1:
+            zm2 = -F.adaptive_max_pool2d(-t, (h, w))[0, 0].numpy()
+        else:
+            zm2 = F.interpolate(t, size=(h, w), mode="nearest")[0, 0].numpy()
+        zm2 = np.where(zm2 >= 1e29, np.inf, zm2)
+        zm2 = np.where(m2, np.maximum(zm2, np.nan_to_num(z2, nan=-np.inf)), zm2)
+    return z2, m2, zm2, float(dx_m) * f
+
+
+# ----------------------------------------------------------------------------------------------
+# completion
+# ----------------------------------------------------------------------------------------------
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' requested but CUDA is not available")
+    return torch.device(name)
+
+
+def _t(a: np.ndarray, device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None].to(device)
+
+
+class _Walker:
+    """Builds the guided tiled denoiser for one grid and runs RePaint-anchored DDIM walks."""
+
+    def __init__(self, model, cfg: CompletionConfig, *, dx_m, z_ref, known, z_known, z_max, tile_seed,
+                 generator, profiler, history):
+        self.cfg = cfg
+        self.device = next(model.parameters()).device
+        self.norm = model.cfg.normalization(dx_m, z_ref)
+        self.abar = model.alphas_cumprod.detach().cpu().to(torch.float64)
+        self.T = len(self.abar)
+        self.generator = generator
+        known_t = _t(known.astype(np.float32), self.device)
+        zk_n = _t(self.norm.encode(np.where(known, z_known, 0.0)), self.device)
+        zmax_n = None
+        if z_max is not None:
+            zm = np.where(np.isfinite(z_max), self.norm.encode(np.where(np.isfinite(z_max), z_max, 0.0)), np.inf)
+            zmax_n = _t(zm, self.device)
+        base = ModelDenoiser(model, dx_m, bf16=cfg.bf16, profiler=profiler)
+        self.tiled = SpotTiledDenoiser(
+            base, cfg.tile_cells, seed=tile_seed, shift=cfg.tile_shift, min_edge_cells=cfg.tile_min_edge_cells,
+            max_batch=cfg.tile_batch, profiler=profiler,
+        )
+        self.denoiser = self.tiled
+        self.guided = None
+        if cfg.guidance.active:
+            self.loss = CompletionLoss(
+                known_t, cfg.guidance, z_max=zmax_n, factor=cfg.hyd_factor, hyd_method=cfg.hyd_method,
+                curvature=cfg.geo_curvature, profiler=profiler,
+            )
+            self.guided = guided(self.tiled, self.loss, cfg.guidance.scale, cfg.gradient_mode,
+                                 kappa_max=cfg.kappa_max, profiler=profiler)
+            self.guided.history = history
+            self.denoiser = self.guided
+        self.hook = RePaint(zk_n, known_t, self.abar, cfg.repaint_t_min)
+
+    def walk(self, z_m: np.ndarray | None, t_start: float, steps: int, on_step) -> np.ndarray:
+        ts = walk_timesteps(self.T, t_start, steps)
+        if z_m is None:
+            x = torch.randn((1, 1) + self.hook.mask.shape[-2:], generator=self.generator).to(self.device)
+        else:
+            x = noise_to(_t(self.norm.encode(z_m), self.device), ts[0], self.abar, self.generator)
+        x0 = sample_ddim(self.denoiser, x, ts, known=self.hook, callback=on_step, generator=self.generator,
+                         eta=self.cfg.eta)
+        return self.norm.decode(x0[0, 0].detach().cpu().numpy().astype(np.float64))
+
+
+def _n_steps(T: int, t: float, steps: int) -> int:
+    return len(walk_timesteps(T, t, steps))
+
+
+def complete(
+    z_v: np.ndarray,
+    m_v: np.ndarray,
+    z_max: np.ndarray | None,
+    dx_m: float,
+    config: CompletionConfig | None = None,
+    *,
+    model: Any = None,
+    progress: ProgressFn | None = None,
+) -> CompletionResult:
+    """Complete the occluded cells of ``z_v`` (metres; any value where ``m_v`` is False).
+
+    ``m_v``: ``(H, W)`` bool, True = visible/known. ``z_max``: view bound (metres, ``None`` or
+    non-finite = unbounded; it must not be below ``z_v`` on visible cells). ``model``: a
+    :class:`~pixels2peaks.diffusion.model.TerrainPrior` (default: the shipped prior). ``progress``:
+    ``progress(stage, done, total)`` with global step counts over all stages.
+    Raises :class:`~pixels2peaks.errors.InputError` on bad input (see :func:`_validate`).
+    """
+    cfg = config or CompletionConfig()
+    t_all = time.perf_counter()
+    z_v, m_v, zm, dx = _validate(z_v, m_v, z_max, dx_m)
+    device = _device(cfg.device)
+    if model is None:
+        from pixels2peaks.diffusion.model import load_default_model
+
+        model = load_default_model()
+    model = model.to(device).eval()
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    T = int(model.cfg.num_train_timesteps)
+    profiler = Profiler()
+    timings: dict[str, float] = {}
+    history: list[dict] = []
+    ss = np.random.SeedSequence(int(cfg.seed))
+    s_init, s_tile_main, s_tile_polish = ss.spawn(3)
+    gen = torch.Generator().manual_seed(int(cfg.seed))
+
+    t_start = 1.0 if cfg.init == "noise" else float(cfg.t_start)
+    pol = cfg.polish
+    n_main = _n_steps(T, t_start, cfg.steps)
+    n_pol = sum(_n_steps(T, t, pol.steps) for t in pol.ts) if pol.enabled else 0
+    total = n_main + n_pol
+    done = [0]
+
+    def tick(stage: str):
+        def cb(i, t, x, x0):
+            done[0] += 1
+            if progress is not None:
+                progress(stage, done[0], total)
+
+        return cb
+
+    if progress is not None:
+        progress("init", 0, total)
+
+    # 1. initialization (metres)
+    t0 = time.perf_counter()
+    with section(profiler, "init"):
+        if cfg.init == "procedural":
+            z_init = procedural_init(
+                z_v, m_v, zm, octaves=cfg.init_octaves, noise_gain=cfg.init_noise_gain,
+                smooth_iters=cfg.init_smooth_iters, seed=np.random.default_rng(s_init), profiler=profiler,
+            )
+        else:
+            z_init = laplacian_init(z_v, m_v, octaves=cfg.init_octaves)
+    timings["init_s"] = time.perf_counter() - t0
+    z_ref = float(z_v[m_v].mean())
+
+    # 2. guided tiled diffusion at the input grid
+    t0 = time.perf_counter()
+    walker = _Walker(model, cfg, dx_m=dx, z_ref=z_ref, known=m_v, z_known=z_v, z_max=zm,
+                     tile_seed=np.random.default_rng(s_tile_main), generator=gen, profiler=profiler, history=history)
+    z_main = walker.walk(None if cfg.init == "noise" else z_init, t_start, cfg.steps, tick("diffusion"))
+    if cfg.paste_known:
+        z_main = np.where(m_v, z_v, z_main)
+    timings["diffusion_s"] = time.perf_counter() - t0
+
+    # 3. polishing at dx / u
+    z_out, dx_out, known_out, u = z_main, dx, m_v, 1
+    proj_change = None
+    if pol.enabled and pol.ts:
+        t0 = time.perf_counter()
+        u = int(pol.upsample)
+        dx_out = dx / u
+        known_out = upsample_nearest(m_v, u)
+        zm_out = None if zm is None else upsample_nearest(zm, u)
+        ref = back_projected_upsample(z_main, u) if u > 1 else z_main
+        z_up = upsample_bicubic(z_main, u)
+        pwalker = _Walker(model, cfg, dx_m=dx_out, z_ref=z_ref, known=known_out, z_known=ref, z_max=zm_out,
+                          tile_seed=np.random.default_rng(s_tile_polish), generator=gen, profiler=profiler,
+                          history=history)
+        cb = tick("polish")
+        last = [None]
+        z_out = polish(
+            z_up, zm_out if zm_out is not None else np.full(z_up.shape, np.inf),
+            lambda z, t: pwalker.walk(z, t, pol.steps, cb), pol.ts,
+            breach_factor=pol.breach_factor, method=cfg.hyd_method, final_projection=pol.final_projection,
+            profiler=profiler, callback=lambda i, z: last.__setitem__(0, z),
+        )
+        if pol.final_projection and last[0] is not None:
+            proj_change = np.abs(z_out - last[0])
+        if cfg.paste_known:
+            z_out = np.where(known_out, ref, z_out)
+        timings["polish_s"] = time.perf_counter() - t0
+
+    # 4. metrics: MDD on the output grid, view errors on the input grid
+    t0 = time.perf_counter()
+    from pixels2peaks.terrain.hydrology import mean_depression_depth
+
+    z_cmp = block_mean(z_out, u) if u > 1 else z_out
+    metrics = {"mdd_m": float(mean_depression_depth(z_out)), **view_errors(z_cmp, z_v, m_v, zm)}
+    metrics["mdd_main_m"] = float(mean_depression_depth(z_main))
+    metrics.update({f"main_{k}": v for k, v in view_errors(z_main, z_v, m_v, zm).items()})
+    metrics["known_max_abs_err_m"] = float(np.max(np.abs(z_cmp - z_v)[m_v]))
+    if proj_change is not None:  # size of the final hard projection (occluded cells)
+        metrics["final_projection_mean_abs_m"] = float(proj_change[~known_out].mean())
+        metrics["final_projection_max_abs_m"] = float(proj_change[~known_out].max())
+    timings["metrics_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_all
+    return CompletionResult(
+        z=z_out.astype(np.float32),
+        dx_m=dx_out,
+        known=known_out,
+        z_main=z_main.astype(np.float32),
+        config=cfg,
+        metrics=metrics,
+        timings={k: round(v, 3) for k, v in timings.items()},
+        profile=profiler.to_dict(),
+        upsample=u,
+        history=history,
+    )

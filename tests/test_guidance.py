@@ -1,0 +1,207 @@
+"""Consistency guidance (paper §5.2): loss terms, the Eq. 6 wrapper, and its effect on sampling."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pixels2peaks.diffusion.guidance import (
+    CompletionLoss,
+    GuidanceWeights,
+    Guided,
+    geomorph_loss,
+    guided,
+    hydrology_loss,
+    view_loss,
+)
+from pixels2peaks.diffusion.model import PriorConfig, TerrainPrior
+from pixels2peaks.diffusion.sampling import ModelDenoiser, noise_to, sample_ddim, walk_timesteps
+from pixels2peaks.diffusion.schedule import make_alphas_cumprod
+from pixels2peaks.diffusion.tiling import SpotTiledDenoiser
+from pixels2peaks.errors import InputError
+from pixels2peaks.terrain.hydrology import breach_depressions
+
+ABAR = make_alphas_cumprod(1000)
+TINY = dict(block_out_channels=(32, 32), layers_per_block=1, attention_levels=(1,), sample_size=32)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread is fastest and immune to oversubscription on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+N = 32
+
+
+def _bowl(n=N):
+    yy, xx = np.mgrid[0:n, 0:n]
+    r = np.hypot(yy - n / 2, xx - n / 2) / n
+    return torch.from_numpy((3.0 * r**2 + 0.3 * xx / n).astype(np.float32))[None, None]
+
+
+# ---------------------------------------------------------------------------------------------
+# loss terms
+# ---------------------------------------------------------------------------------------------
+def test_hydrology_loss_zero_without_depressions_and_positive_with_pit():
+    bowl = _bowl()
+    assert float(hydrology_loss(bowl, factor=2)) > 1e-4
+    from pixels2peaks.terrain.attributes import downsample_smooth
+
+    d = downsample_smooth(bowl, 2)
+    drained = torch.as_tensor(breach_depressions(d[0, 0].numpy().astype(np.float64), 0.0)).float()[None, None]
+    assert float(hydrology_loss(drained, factor=1, epsilon=0.0)) < 1e-12
+    for method in ("breach", "fill"):
+        x = bowl.clone().requires_grad_(True)
+        loss = hydrology_loss(x, factor=2, method=method)
+        (g,) = torch.autograd.grad(loss, x)
+        assert float(hydrology_loss(bowl - 50.0 * g, factor=2, method=method)) < float(loss.detach())
+
+
+def test_geomorph_loss_matches_statistics():
+    g = torch.Generator().manual_seed(0)
+    rough = torch.randn(1, 1, N, N, generator=g)
+    known = torch.zeros(1, 1, N, N)
+    known[..., : N // 2] = 1
+    smooth_unknown = torch.where(known > 0, rough, torch.zeros_like(rough))
+    l_bad = geomorph_loss(smooth_unknown, known, factor=2)
+    assert float(l_bad) > 1e-3
+    assert float(geomorph_loss(rough, known, factor=2)) < 0.2 * float(l_bad)
+    x = smooth_unknown.clone().requires_grad_(True)
+    (gr,) = torch.autograd.grad(geomorph_loss(x, known, factor=2), x)
+    # stop-gradient on the known statistics: known cells away from the soft mask edge get ~none
+    assert float(gr[..., : N // 2 - 8].abs().max()) < 1e-3 * float(gr[known == 0].abs().max())
+    with pytest.raises(InputError):
+        geomorph_loss(rough, known, curvature="nope")
+
+
+def test_view_loss_only_penalises_occluded_cells_above_bound():
+    x = torch.zeros(1, 1, 4, 4)
+    x[..., 0, 0] = 3.0  # known cell above the bound: ignored
+    x[..., 3, 3] = 2.0  # occluded cell 2 above its bound
+    known = torch.zeros(1, 1, 4, 4)
+    known[..., 0, 0] = 1
+    zmax = torch.zeros(1, 1, 4, 4)
+    zmax[..., 1, 1] = float("inf")
+    zmax[..., 2, 2] = float("nan")
+    assert float(view_loss(x, zmax, known)) == pytest.approx(4.0 / 15)
+    assert float(view_loss(x - 10, zmax, known)) == 0.0
+
+
+def test_guidance_weights_validation():
+    assert GuidanceWeights().active
+    assert not GuidanceWeights(scale=0.0).active
+    assert not GuidanceWeights(hyd=0, geo=0, view=0).active
+    with pytest.raises(InputError):
+        GuidanceWeights(hyd=-1)
+    with pytest.raises(InputError):
+        GuidanceWeights(view=float("nan"))
+
+
+def test_completion_loss_weights_are_per_cell():
+    """Doubling the map size does not change the per-cell gradient of the hydrological term."""
+    def grad_at_pit(n):
+        x = torch.from_numpy(np.tile(_bowl(32)[0, 0].numpy(), (n // 32, n // 32)))[None, None]
+        loss = CompletionLoss(torch.zeros(n, n), GuidanceWeights(hyd=1.0, geo=0, view=0), factor=2)
+        xx = x.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(loss(xx), xx)
+        return g[0, 0, :32, :32]
+
+    g32, g64 = grad_at_pit(32), grad_at_pit(64)
+    assert float(g32.abs().max()) > 0
+    assert float((g32 - g64).abs().max()) < 0.35 * float(g32.abs().max())  # borders differ, scale does not
+
+
+# ---------------------------------------------------------------------------------------------
+# the Eq. 6 wrapper
+# ---------------------------------------------------------------------------------------------
+class Scaled:
+    """Toy denoiser x0 = x_t / sqrt(abar) (eps = 0): d x0 / d x_t = 1 / sqrt(abar) exactly, so
+    both gradient modes must agree."""
+
+    alphas_cumprod = ABAR
+
+    def __call__(self, x, t):
+        a = float(ABAR[t])
+        return torch.zeros_like(x), x / math.sqrt(a)
+
+
+@pytest.mark.parametrize("mode", ["x0", "unet"])
+def test_guided_lowers_loss_and_stays_consistent(mode):
+    c = torch.full((1, 1, 8, 8), 2.0)
+
+    def loss(x0):
+        return ((x0 - c) ** 2).sum()
+
+    x = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    t = 400
+    a = float(ABAR[t])
+    eps0, x00 = Scaled()(x, t)
+    eps, x0 = guided(Scaled(), loss, scale=0.1, mode=mode)(x, t)
+    assert float(loss(x0)) < float(loss(x00))
+    torch.testing.assert_close(math.sqrt(a) * x0 + math.sqrt(1 - a) * eps, x, atol=1e-5, rtol=0)
+
+
+def test_gradient_modes_agree_on_linear_denoiser():
+    def loss(x0):
+        return (x0**3).sum()
+
+    x = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    a = guided(Scaled(), loss, 0.5, "x0")(x, 300)
+    b = guided(Scaled(), loss, 0.5, "unet")(x, 300)
+    torch.testing.assert_close(a[0], b[0], atol=1e-4, rtol=1e-4)
+
+
+def test_guided_rejects_bad_mode_and_caps_high_noise():
+    with pytest.raises(InputError):
+        Guided(Scaled(), lambda x: x.sum(), mode="nope")
+    x = torch.ones(1, 1, 4, 4)
+    g = guided(Scaled(), lambda x0: (x0**2).sum(), 1.0, "x0", kappa_max=2.0)
+    eps, x0 = g(x, 999)  # abar ~ 0: the step is capped, nothing explodes
+    assert torch.isfinite(eps).all() and torch.isfinite(x0).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# each guidance term lowers its own loss in a short guided walk (tiny random prior)
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return TerrainPrior(PriorConfig(**TINY)).eval()
+
+
+def _walk(model, loss_fn, scale, x0_init, seed=0, steps=5, mode="x0"):
+    tiled = SpotTiledDenoiser(ModelDenoiser(model, 60.0), 16, seed=seed, min_edge_cells=8)
+    den = guided(tiled, loss_fn, scale, mode) if scale > 0 else tiled
+    g = torch.Generator().manual_seed(seed)
+    ts = walk_timesteps(1000, 0.5, steps)
+    x = noise_to(x0_init, ts[0], ABAR, g)
+    return sample_ddim(den, x, ts, generator=g)
+
+
+def _case(term):
+    known = torch.zeros(1, 1, N, N)
+    known[..., : N // 2] = 1
+    g = torch.Generator().manual_seed(1)
+    if term == "hyd":
+        return _bowl() * 3, known, None, GuidanceWeights(hyd=2.0, geo=0, view=0)
+    if term == "geo":
+        z = torch.where(known > 0, 2.0 * torch.randn(1, 1, N, N, generator=g), torch.zeros(1, 1, N, N))
+        return z, known, None, GuidanceWeights(hyd=0, geo=20.0, view=0)
+    z = torch.zeros(1, 1, N, N)
+    zmax = torch.full((1, 1, N, N), -1.0)
+    return z, known, zmax, GuidanceWeights(hyd=0, geo=0, view=1.0)
+
+
+@pytest.mark.parametrize("term", ["hyd", "geo", "view"])
+@pytest.mark.parametrize("mode", ["x0", "unet"])
+def test_each_term_lowers_its_loss(tiny, term, mode):
+    z, known, zmax, w = _case(term)
+    loss = CompletionLoss(known, w, z_max=zmax, factor=2)
+    free = _walk(tiny, loss, 0.0, z)
+    guided_out = _walk(tiny, loss, 1.0, z, mode=mode)
+    l_free = float(loss.terms(free)[term])
+    l_guided = float(loss.terms(guided_out)[term])
+    assert l_guided < 0.8 * l_free, (term, mode, l_free, l_guided)

@@ -1,0 +1,143 @@
+"""DDIM sampler, RePaint hook, model denoiser, profiler (paper §5.1)."""
+
+import numpy as np
+import pytest
+import torch
+
+from pixels2peaks.diffusion.model import PriorConfig, TerrainPrior, predict_eps_x0
+from pixels2peaks.diffusion.sampling import (
+    ModelDenoiser,
+    Profiler,
+    RePaint,
+    chain_hooks,
+    noise_to,
+    sample_ddim,
+    timestep_of,
+    walk_timesteps,
+)
+from pixels2peaks.diffusion.schedule import make_alphas_cumprod
+from pixels2peaks.errors import InputError
+
+ABAR = make_alphas_cumprod(1000)
+TINY = dict(block_out_channels=(32, 32), layers_per_block=1, attention_levels=(1,), sample_size=32)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread is fastest and immune to oversubscription on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class Oracle:
+    """Denoiser that knows the clean sample: x0 = target, eps consistent with x_t."""
+
+    alphas_cumprod = ABAR
+
+    def __init__(self, target):
+        self.target = target
+        self.seen = []
+
+    def __call__(self, x_t, t):
+        a = float(ABAR[t])
+        self.seen.append((t, x_t.clone()))
+        eps = (x_t - a**0.5 * self.target) / (1 - a) ** 0.5
+        return eps, self.target.expand_as(x_t)
+
+
+def test_walk_timesteps():
+    ts = walk_timesteps(1000, 0.5, 10)
+    assert ts[0] == 500 and ts[-1] == 0 and len(ts) == 10
+    assert all(a > b for a, b in zip(ts, ts[1:]))
+    assert walk_timesteps(1000, 0.05, 50) == sorted(set(walk_timesteps(1000, 0.05, 50)), reverse=True)
+    assert walk_timesteps(1000, 1.0, 1) == [999]
+    assert timestep_of(0.05, 1000) == 50
+    with pytest.raises(InputError):
+        walk_timesteps(1000, 0.5, 0)
+    with pytest.raises(InputError):
+        timestep_of(1.5, 1000)
+
+
+def test_ddim_with_oracle_recovers_target_and_is_deterministic():
+    g = torch.Generator().manual_seed(0)
+    target = torch.randn(1, 1, 16, 16, generator=g)
+    x = torch.randn(1, 1, 16, 16, generator=g)
+    ts = walk_timesteps(1000, 0.8, 6)
+    out = sample_ddim(Oracle(target), x, ts)
+    torch.testing.assert_close(out, target)
+    # eta > 0 draws noise from the generator: same seed, same result
+    o1 = sample_ddim(Oracle(target), x, ts, eta=1.0, generator=torch.Generator().manual_seed(3))
+    o2 = sample_ddim(Oracle(target), x, ts, eta=1.0, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(o1, o2, rtol=0, atol=0)
+
+
+def test_sample_ddim_rejects_bad_timesteps():
+    with pytest.raises(InputError):
+        sample_ddim(Oracle(torch.zeros(1, 1, 4, 4)), torch.zeros(1, 1, 4, 4), [3, 5])
+    with pytest.raises(InputError):
+        sample_ddim(Oracle(torch.zeros(1, 1, 4, 4)), torch.zeros(1, 1, 4, 4), [])
+
+
+def test_repaint_replaces_known_cells_until_t_min():
+    g = torch.Generator().manual_seed(0)
+    known = torch.randn(8, 8, generator=g)
+    mask = torch.zeros(8, 8)
+    mask[:, :4] = 1
+    hook = RePaint(known, mask, ABAR, t_min=0.05)
+    x = torch.full((1, 1, 8, 8), 7.0)
+    # at t = 0 (< 0.05) nothing happens
+    assert torch.equal(hook(x, 10, torch.Generator().manual_seed(1)), x)
+    # at t >= 0.05 the known cells are q(known, t) with the generator's noise, others untouched
+    t = 300
+    y = hook(x, t, torch.Generator().manual_seed(1))
+    expect = noise_to(known[None, None], t, ABAR, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(y[..., :4], expect[..., :4])
+    assert torch.equal(y[..., 4:], x[..., 4:])
+
+
+def test_sampler_applies_known_hook_each_step():
+    target = torch.zeros(1, 1, 8, 8)
+    oracle = Oracle(target)
+    mask = torch.ones(8, 8)
+    hook = RePaint(torch.full((8, 8), 5.0), mask, ABAR, t_min=0.0)
+    ts = walk_timesteps(1000, 0.5, 4)
+    sample_ddim(oracle, torch.zeros(1, 1, 8, 8), ts, known=hook, generator=torch.Generator().manual_seed(0))
+    for t, x_t in oracle.seen:  # every input the denoiser saw was re-anchored at q(5, t)
+        a = float(ABAR[t])
+        assert abs(float(x_t.mean()) - a**0.5 * 5.0) < 4 * (1 - a) ** 0.5 / 8 + 1e-4
+
+
+def test_chain_hooks():
+    def add(k):
+        return lambda x, t, g=None: x + k
+
+    assert chain_hooks(None, None) is None
+    h = chain_hooks(add(1), None, add(2))
+    assert float(h(torch.zeros(1), 0, None)) == 3.0
+
+
+def test_model_denoiser_matches_predict_eps_x0_and_clamps_dx():
+    torch.manual_seed(0)
+    m = TerrainPrior(PriorConfig(**TINY)).eval()
+    x = torch.randn(2, 1, 32, 32)
+    d = ModelDenoiser(m, 60.0)
+    with torch.no_grad():
+        e1, x1 = d(x, 400)
+        e2, x2 = predict_eps_x0(m, x, 400, 60.0)
+    torch.testing.assert_close(e1, e2, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(x1, x2, atol=1e-5, rtol=1e-5)
+    assert ModelDenoiser(m, 5.0).cond_dx_m == min(m.cfg.dx_levels_m)
+    assert ModelDenoiser(m, 1e5).cond_dx_m == max(m.cfg.dx_levels_m)
+    assert ModelDenoiser(m, 100.0).cond_dx_m == 100.0
+
+
+def test_profiler_exclusive_times():
+    p = Profiler()
+    with p.section("outer"):
+        with p.section("inner"):
+            pass
+    d = p.to_dict()
+    assert d["outer"]["calls"] == 1 and d["inner"]["calls"] == 1
+    assert np.isfinite(d["outer"]["s"]) and d["outer"]["s"] >= 0
