@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import resource
 import sys
@@ -83,28 +84,81 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="main DDIM steps (default: CompletionConfig's)")
     ap.add_argument("--gradient", default=None, choices=["x0", "unet"])
     ap.add_argument("--compare-modes", action="store_true")
-    ap.add_argument("--compare-steps", type=int, default=10)
+    ap.add_argument("--only-compare", action="store_true", help="skip the 1024^2 timing run")
+    ap.add_argument("--compare-size", type=int, default=256)
+    ap.add_argument("--compare-steps", type=int, default=20)
     ap.add_argument("--budget-s", type=float, default=150.0)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "completion_speed.json"))
     a = ap.parse_args()
 
     import torch
 
-    from pixels2peaks.diffusion.completion import CompletionConfig, complete
+    from pixels2peaks.diffusion.completion import CompletionConfig
     from pixels2peaks.diffusion.model import DEFAULT_CONFIG, load_default_model
-    from pixels2peaks.diffusion.polishing import PolishConfig
 
     torch.set_num_threads(a.threads)
     model = load_default_model()
-    case = make_case(a.size)
+    calib = [calibrate(model)]
     cfg = CompletionConfig()
     if a.steps is not None:
         cfg = cfg.replace(steps=a.steps)
     if a.gradient is not None:
         cfg = cfg.replace(gradient_mode=a.gradient)
+    result = {"threads": a.threads, "machine": platform.platform(), "torch": torch.__version__,
+              "prior_step": json.loads(DEFAULT_CONFIG.read_text()).get("training", {}).get("step"),
+              "load_average_start": list(os.getloadavg())}
+    if not a.only_compare:
+        result.update(timing_run(a, model, cfg))
+    if a.compare_modes:
+        result["gradient_modes"] = compare_modes(a, model, cfg)
+    calib.append(calibrate(model))
+    result["calibration_ms_per_256_tile"] = [round(c, 1) for c in calib]
+    result["load_average_end"] = list(os.getloadavg())
+    ref = reference_ms()
+    if ref and "wall_s" in result:
+        f = ref / float(np.mean(calib))
+        result["idle_2core_estimate_s"] = round(result["wall_s"] * f, 1)
+        print(f"U-Net calibration {np.mean(calib):.0f} ms per 256^2 tile here vs {ref:.0f} ms on the idle 2-core "
+              f"machine (benchmarks/results/model_speed.json): idle estimate {result['idle_2core_estimate_s']:.0f} s")
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, default=lambda o: dataclasses.asdict(o)) + "\n")
+    print(f"-> {out}")
+
+
+def calibrate(model) -> float:
+    """Median ms of one 256^2 fp32 channels_last U-Net forward (machine-load calibration)."""
+    import torch
+
+    x = torch.randn(1, 1, 256, 256).contiguous(memory_format=torch.channels_last)
+    m = model.to(memory_format=torch.channels_last)
+    ts = []
+    with torch.inference_mode():
+        m(x, 500, 60.0)
+        for _ in range(3):
+            t0 = time.perf_counter()
+            m(x, 500, 60.0)
+            ts.append(1000 * (time.perf_counter() - t0))
+    return float(np.median(ts))
+
+
+def reference_ms() -> float | None:
+    p = ROOT / "benchmarks" / "results" / "model_speed.json"
+    try:
+        for r in json.loads(p.read_text())["results"]:
+            if (r.get("config"), r.get("size"), r.get("dtype"), r.get("channels_last")) == ("shipped", 256, "fp32", True):
+                return float(r["ms_per_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return None
+
+
+def timing_run(a, model, cfg) -> dict:
+    from pixels2peaks.diffusion.completion import complete
+
+    case = make_case(a.size)
     print(f"case {case['name']} ({case['views']} view): {a.size}^2 at {case['dx']:.3g} m, "
           f"{case['m_v'].mean():.1%} visible; threads {a.threads}", flush=True)
-
     t0 = time.perf_counter()
     r = complete(case["z_v"], case["m_v"], case["z_max"], case["dx"], cfg, model=model)
     wall = time.perf_counter() - t0
@@ -127,10 +181,6 @@ def main() -> None:
         "peak_rss_mb": round(maxrss_mb, 1),
         "metrics": r.metrics,
         "config": r.config.to_dict(),
-        "threads": a.threads,
-        "machine": platform.platform(),
-        "torch": torch.__version__,
-        "prior": json.loads(DEFAULT_CONFIG.read_text()).get("training", {}).get("step"),
     }
     print(f"\ncompletion {a.size}^2 -> {r.z.shape[0]}x{r.z.shape[1]}: {wall:.1f} s (budget {a.budget_s:.0f} s), "
           f"peak RSS {maxrss_mb:.0f} MB")
@@ -142,35 +192,39 @@ def main() -> None:
         print(f"  {k:26s} {v:9.2f} {v / wall:6.1%}")
     print("metrics:", json.dumps({k: round(v, 4) for k, v in r.metrics.items()}))
 
-    if a.compare_modes:
-        rows = {}
-        for mode in ("x0", "unet"):
-            c2 = cfg.replace(gradient_mode=mode, steps=a.compare_steps, paste_known=False,
-                             polish=PolishConfig(enabled=False))
-            t1 = time.perf_counter()
-            r2 = complete(case["z_v"], case["m_v"], case["z_max"], case["dx"], c2, model=model)
-            w2 = time.perf_counter() - t1
-            last = r2.history[-1] if r2.history else {}
-            rows[mode] = {
-                "wall_s": round(w2, 2),
-                "s_per_step": round(r2.timings["diffusion_s"] / max(1, len(r2.history)), 3),
-                "steps": len(r2.history),
-                "final_losses": {k: last.get(k) for k in ("hyd", "geo", "view")},
-                "mdd_m": r2.metrics["mdd_m"], "ove_m": r2.metrics["ove_m"], "vve_m": r2.metrics["vve_m"],
-                "profile_split": split(r2.profile),
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
-            }
-        result["gradient_modes"] = rows
-        print(f"\n{'mode':6s} {'s/step':>8s} {'hyd':>10s} {'geo':>10s} {'view':>10s} {'MDD m':>8s} {'OVE m':>8s}")
-        for mode, row in rows.items():
-            fl = row["final_losses"]
-            print(f"{mode:6s} {row['s_per_step']:8.2f} {fl['hyd'] or 0:10.2e} {fl['geo'] or 0:10.2e} "
-                  f"{fl['view'] or 0:10.2e} {row['mdd_m']:8.3f} {row['ove_m']:8.3f}")
+    return result
 
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=lambda o: dataclasses.asdict(o)) + "\n")
-    print(f"-> {out}")
+
+def compare_modes(a, model, cfg) -> dict:
+    from pixels2peaks.diffusion.completion import complete
+    from pixels2peaks.diffusion.polishing import PolishConfig
+
+    case = make_case(a.compare_size)
+    print(f"\ngradient modes on {case['name']}: main diffusion only, {a.compare_steps} steps", flush=True)
+    rows = {}
+    for mode in ("x0", "unet"):
+        c2 = cfg.replace(gradient_mode=mode, steps=a.compare_steps, paste_known=False,
+                         polish=PolishConfig(enabled=False))
+        t1 = time.perf_counter()
+        r2 = complete(case["z_v"], case["m_v"], case["z_max"], case["dx"], c2, model=model)
+        w2 = time.perf_counter() - t1
+        last = r2.history[-1] if r2.history else {}
+        rows[mode] = {
+            "wall_s": round(w2, 2),
+            "s_per_step": round(r2.timings["diffusion_s"] / max(1, len(r2.history)), 3),
+            "steps": len(r2.history),
+            "final_losses": {k: last.get(k) for k in ("hyd", "geo", "view")},
+            "mdd_m": r2.metrics["mdd_m"], "ove_m": r2.metrics["ove_m"], "vve_m": r2.metrics["vve_m"],
+            "profile_split": split(r2.profile),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        }
+        print(f"  {mode}: {w2:.1f} s", flush=True)
+    print(f"{'mode':6s} {'s/step':>8s} {'hyd':>10s} {'geo':>10s} {'view':>10s} {'MDD m':>8s} {'OVE m':>8s} {'VVE m':>8s}")
+    for mode, row in rows.items():
+        fl = row["final_losses"]
+        print(f"{mode:6s} {row['s_per_step']:8.2f} {fl['hyd'] or 0:10.2e} {fl['geo'] or 0:10.2e} "
+              f"{fl['view'] or 0:10.2e} {row['mdd_m']:8.3f} {row['ove_m']:8.3f} {row['vve_m']:8.3f}")
+    return rows
 
 
 if __name__ == "__main__":

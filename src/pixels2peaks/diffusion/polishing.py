@@ -54,7 +54,7 @@ class PolishConfig:
     enabled: bool = True
     upsample: int = 2
     ts: tuple[float, ...] = (0.05, 0.03, 0.015)
-    steps: int = 2
+    steps: int = 1
     breach_factor: int = 2
     final_projection: bool = True
 
