@@ -39,8 +39,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def make_case(size: int):
+    """The benchmark case. NB: the camera module's numba ``prange`` kernels share libgomp with
+    torch and leave ``torch.get_num_threads()`` at numba's thread count: restore it afterwards
+    (on a 2-core box with another busy process, 2 torch threads make small tiles ~25x slower)."""
+    import torch
+
     import ablation
 
+    n_threads = torch.get_num_threads()
+    try:
+        return _make_case(size, ablation)
+    finally:
+        torch.set_num_threads(n_threads)
+
+
+def _make_case(size: int, ablation):
     if ablation.DEMS.is_dir():
         import warnings
 
