@@ -189,7 +189,7 @@ def _case(term):
         return _bowl() * 3, known, None, GuidanceWeights(hyd=2.0, geo=0, view=0)
     if term == "geo":
         z = torch.where(known > 0, 2.0 * torch.randn(1, 1, N, N, generator=g), torch.zeros(1, 1, N, N))
-        return z, known, None, GuidanceWeights(hyd=0, geo=20.0, view=0)
+        return z, known, None, GuidanceWeights(hyd=0, geo=3.0, view=0)
     z = torch.zeros(1, 1, N, N)
     zmax = torch.full((1, 1, N, N), -1.0)
     return z, known, zmax, GuidanceWeights(hyd=0, geo=0, view=1.0)

@@ -85,9 +85,7 @@ def complete_cmd(
 ) -> None:
     """Complete the unseen part of a visible heightmap with guided tiled diffusion (paper §5).
 
-    Writes OUTDIR/heightmap.tif (float32 metres; same grid as VISIBLE, or dx/2 after polishing),
-    OUTDIR/hillshade.png (grey = visible, taupe = synthesized) and OUTDIR/report.json (MDD, VVE,
-    OVE, dx, timings, the full configuration). Any heightmap size works (tiles are padded).
+    Writes OUTDIR/heightmap.tif (float32 metres; VISIBLE's grid, or dx/2 after polishing), OUTDIR/hillshade.png (grey = visible, taupe = synthesized) and OUTDIR/report.json (MDD, VVE, OVE, dx, timings, the configuration). Any heightmap size works (tiles are padded). See docs/guided-completion.md.
     """
     import numpy as np
     import torch

@@ -1,4 +1,4 @@
-"""Terrain diffusion prior: height normalization, DDPM schedule, U-Net model (see docs/model-card.md).
+"""Terrain diffusion prior (docs/model-card.md) and guided completion (docs/guided-completion.md).
 
 Heavy names (torch/diffusers) are imported lazily on first access.
 """
@@ -17,6 +17,21 @@ _LAZY = {
     "make_alphas_cumprod": "schedule",
     "q_sample": "schedule",
     "to_eps_x0": "schedule",
+    # guided completion (paper §5, docs/guided-completion.md)
+    "complete": "completion",
+    "CompletionConfig": "completion",
+    "CompletionResult": "completion",
+    "GuidanceWeights": "guidance",
+    "CompletionLoss": "guidance",
+    "guided": "guidance",
+    "ModelDenoiser": "sampling",
+    "RePaint": "sampling",
+    "sample_ddim": "sampling",
+    "SpotTiledDenoiser": "tiling",
+    "procedural_init": "initialization",
+    "laplacian_init": "initialization",
+    "PolishConfig": "polishing",
+    "polish": "polishing",
 }
 
 __all__ = ["DEFAULT_SLOPE_SCALE", "HeightNormalization", "dx_class_label", *_LAZY]

@@ -354,6 +354,8 @@ def complete(
     non-finite = unbounded; it must not be below ``z_v`` on visible cells). ``model``: a
     :class:`~pixels2peaks.diffusion.model.TerrainPrior` (default: the shipped prior). ``progress``:
     ``progress(stage, done, total)`` with global step counts over all stages.
+    The model is moved to the configured device, put in eval mode, channels_last on CPU, and its
+    parameters get ``requires_grad=False`` (in place).
     Raises :class:`~pixels2peaks.errors.InputError` on bad input (see :func:`_validate`).
     """
     cfg = config or CompletionConfig()
@@ -436,7 +438,7 @@ def complete(
         z_out = polish(
             z_up, zm_out if zm_out is not None else np.full(z_up.shape, np.inf),
             lambda z, t: pwalker.walk(z, t, pol.steps, cb), pol.ts,
-            breach_factor=pol.breach_factor, method=cfg.hyd_method, final_projection=pol.final_projection,
+            breach_factor=pol.breach_factor, method="breach", final_projection=pol.final_projection,
             profiler=profiler, callback=lambda i, z: last.__setitem__(0, z),
         )
         if pol.final_projection and last[0] is not None:

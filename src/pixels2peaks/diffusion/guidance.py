@@ -80,6 +80,7 @@ def geomorph_loss(
     lambda_s: float = 1.0,
     lambda_c: float = 1.0,
     curvature: CurvatureMode = "abs",
+    relative: bool = False,
 ) -> torch.Tensor:
     """Eq. 8 on ``D(x0)``: ``lambda_s (E_u[S] - sg E_k[S])^2 + lambda_c (E_u[C] - sg E_k[C])^2``.
 
@@ -90,6 +91,12 @@ def geomorph_loss(
     (default) matches the mean *absolute* Laplacian: the signed mean of the paper's Eq. 8 is a
     boundary term (the mean Laplacian of a region is its boundary flux over its area), nearly 0
     for any large region whatever its roughness; ``"signed"`` is the literal Eq. 8.
+    ``relative=True`` divides each difference by the larger of the two means (stop-gradient):
+    unit-free relative mismatches, but the loss is then homogeneous of degree 0 in the heights,
+    so its gradient steps are relatively larger on gentle terrain (not scale-invariant); the
+    default absolute form (degree 2, the literal Eq. 8) changes slopes by the same relative amount
+    at every relief. In normalized units the curvature term is ~10x smaller than the slope term,
+    hence the default ``lambda_c = 10`` of :class:`GuidanceWeights`.
     """
     d = downsample_smooth(x0, factor)
     m = downsample_smooth(known.to(x0.dtype), factor).clamp(0.0, 1.0)
@@ -103,10 +110,16 @@ def geomorph_loss(
     elif curvature != "signed":
         raise InputError(f"curvature must be 'abs' or 'signed', got {curvature!r}")
     loss = x0.new_zeros(())
-    if lambda_s:
-        loss = loss + lambda_s * (masked_mean(s, u) - masked_mean(s, m).detach()) ** 2
-    if lambda_c:
-        loss = loss + lambda_c * (masked_mean(c, u) - masked_mean(c, m).detach()) ** 2
+    for lam, v in ((lambda_s, s), (lambda_c, c)):
+        if not lam:
+            continue
+        known_mean = masked_mean(v, m).detach()
+        unknown_mean = masked_mean(v, u)
+        diff = unknown_mean - known_mean
+        if relative:
+            scale = torch.maximum(known_mean.abs(), unknown_mean.detach().abs()).clamp_min(1e-12)
+            diff = diff / scale
+        loss = loss + lam * diff**2
     return loss
 
 
@@ -129,11 +142,11 @@ class GuidanceWeights:
     """
 
     scale: float = 1.0
-    hyd: float = 10.0
-    geo: float = 1.0
-    view: float = 1.0
+    hyd: float = 5.0
+    geo: float = 3.0
+    view: float = 3.0
     lambda_s: float = 1.0
-    lambda_c: float = 1.0
+    lambda_c: float = 10.0
 
     def __post_init__(self) -> None:
         for k in ("scale", "hyd", "geo", "view", "lambda_s", "lambda_c"):

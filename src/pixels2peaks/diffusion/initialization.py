@@ -124,7 +124,8 @@ def _check(z_v: np.ndarray, m_v: np.ndarray, z_max: np.ndarray | None):
 
 
 def _pyramid_init(
-    z_v, m_v, z_max, *, octaves, noise_gain, smooth_iters, rng, breach, clamp, profiler, epsilon
+    z_v, m_v, z_max, *, octaves, noise_gain, smooth_iters, rng, breach, clamp, profiler, epsilon,
+    final_smooth_iters=0,
 ) -> np.ndarray:
     z_v, m_v, zm = _check(z_v, m_v, z_max)
     if not clamp:
@@ -155,6 +156,9 @@ def _pyramid_init(
         up = _upsample2(zi, zk.shape)
         merged = np.where(mk, np.where(np.isfinite(zk), zk, up), up)
         zi = constrain(merged, mk, zmk, smooth_iters=smooth_iters, epsilon=eps, breach=breach, profiler=profiler)
+    if final_smooth_iters > 0:
+        # widen the one-cell channels the finest breach cut into valleys (addition, see docstring)
+        zi = np.minimum(smooth_occluded(zi, m_v, final_smooth_iters), zm)
     return np.where(m_v, z_v, zi)
 
 
@@ -168,17 +172,23 @@ def procedural_init(
     smooth_iters: int = 8,
     seed: int | np.random.Generator = 0,
     epsilon: float | str = "auto",
+    final_smooth_iters: int = 4,
     profiler: Profiler | None = None,
 ) -> np.ndarray:
     """Algorithm 3 (see module docstring). ``z_v``/``m_v``/``z_max``: ``(H, W)`` metres / bool /
     metres (``None`` or non-finite = unbounded). ``octaves`` default: coarsest level ~8 cells.
     ``noise_gain`` scales the uniform noise added per level (amplitude = gain x mean slope of the
-    known cells at that level x cell size). Returns ``(H, W)`` float64 metres, ``= z_v`` on known
-    cells, ``<= z_max`` on occluded cells."""
+    known cells at that level x cell size). ``final_smooth_iters``: Laplacian-diffusion sweeps
+    after the finest ``Constrain`` (then clamped again): bilinear upsampling raises the floor of a
+    one-coarse-cell channel, so the finest breach re-cuts every channel one cell wide and as deep
+    as the coarse one (straight trenches the diffusion from ``t = 0.5`` keeps); a few sweeps turn
+    them into valleys (0 = the literal Algorithm 3). Returns ``(H, W)`` float64 metres, ``= z_v``
+    on known cells, ``<= z_max`` on occluded cells."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(int(seed))
     return _pyramid_init(
         z_v, m_v, z_max, octaves=octaves, noise_gain=float(noise_gain), smooth_iters=int(smooth_iters),
         rng=rng, breach=True, clamp=True, profiler=profiler, epsilon=epsilon,
+        final_smooth_iters=int(final_smooth_iters),
     )
 
 
