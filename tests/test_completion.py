@@ -24,20 +24,15 @@ from pixels2peaks.diffusion.model import PriorConfig, TerrainPrior, save_prior
 from pixels2peaks.diffusion.polishing import back_projected_upsample, block_mean, coarse_projection
 from pixels2peaks.errors import InputError
 from pixels2peaks.terrain.hydrology import mean_depression_depth
+from tiny_diffusion import TINY
 
-TINY = dict(block_out_channels=(32, 32), layers_per_block=1, attention_levels=(1,), sample_size=32)
 FAST = CompletionConfig(
     steps=3, tile_cells=32, tile_min_edge_cells=16, init_octaves=3,
     polish=PolishConfig(ts=(0.05, 0.02), steps=1),
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

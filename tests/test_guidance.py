@@ -17,22 +17,13 @@ from pixels2peaks.diffusion.guidance import (
 )
 from pixels2peaks.diffusion.model import PriorConfig, TerrainPrior
 from pixels2peaks.diffusion.sampling import ModelDenoiser, noise_to, sample_ddim, walk_timesteps
-from pixels2peaks.diffusion.schedule import make_alphas_cumprod
 from pixels2peaks.diffusion.tiling import SpotTiledDenoiser
 from pixels2peaks.errors import InputError
 from pixels2peaks.terrain.hydrology import breach_depressions
-
-ABAR = make_alphas_cumprod(1000)
-TINY = dict(block_out_channels=(32, 32), layers_per_block=1, attention_levels=(1,), sample_size=32)
+from tiny_diffusion import ABAR, TINY
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is fastest and immune to oversubscription on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 N = 32
 
 

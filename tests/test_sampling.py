@@ -15,20 +15,11 @@ from pixels2peaks.diffusion.sampling import (
     timestep_of,
     walk_timesteps,
 )
-from pixels2peaks.diffusion.schedule import make_alphas_cumprod
 from pixels2peaks.errors import InputError
-
-ABAR = make_alphas_cumprod(1000)
-TINY = dict(block_out_channels=(32, 32), layers_per_block=1, attention_levels=(1,), sample_size=32)
+from tiny_diffusion import ABAR, TINY
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is fastest and immune to oversubscription on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Oracle:
