@@ -37,7 +37,7 @@ import numpy as np
 
 from pixels2peaks.camera import _raycast as rc
 from pixels2peaks.camera.model import Camera, xy_to_cell
-from pixels2peaks.errors import InputError
+from pixels2peaks.errors import InputError, check_cell_size
 
 __all__ = [
     "Heightfield",
@@ -50,14 +50,6 @@ __all__ = [
 Surface = Literal["bilinear", "blocks"]
 
 
-def _check_dx(dx_m: Any) -> float:
-    try:
-        dx = float(dx_m)
-    except (TypeError, ValueError):
-        raise InputError(f"dx_m must be a positive number of metres, got {dx_m!r}") from None
-    if not math.isfinite(dx) or dx <= 0:
-        raise InputError(f"dx_m must be a positive number of metres, got {dx_m!r}")
-    return dx
 
 
 def check_heights(z: Any, what: str = "heightmap", *, allow_empty: bool = False) -> np.ndarray:
@@ -96,7 +88,7 @@ def surface_height(z: Any, dx_m: float, x: Any, y: Any, surface: Surface = "bili
     10.0
     """
     z = check_heights(z)
-    dx = _check_dx(dx_m)
+    dx = check_cell_size(dx_m)
     surface = _check_surface(surface)
     h, w = z.shape
     x = np.asarray(x, dtype=np.float64)
@@ -139,7 +131,7 @@ class Heightfield:
     def __post_init__(self) -> None:
         z = check_heights(self.z)
         object.__setattr__(self, "z", z)
-        object.__setattr__(self, "dx_m", _check_dx(self.dx_m))
+        object.__setattr__(self, "dx_m", check_cell_size(self.dx_m))
         object.__setattr__(self, "surface", _check_surface(self.surface))
         if self.surface == "bilinear":
             zl = np.pad(z, 1, mode="edge")
@@ -290,7 +282,7 @@ def project_pointmap(pointmap: Any, shape: tuple[int, int], dx_m: float) -> tupl
     ([[3.0, nan], [nan, nan]], [[True, False], [False, False]])
     """
     h, w = (int(shape[0]), int(shape[1]))
-    dx = _check_dx(dx_m)
+    dx = check_cell_size(dx_m)
     pts = np.asarray(pointmap)
     if pts.shape[-1] != 3:
         raise InputError(f"pointmap must have shape (..., 3), got {pts.shape}")

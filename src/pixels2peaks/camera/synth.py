@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from pixels2peaks.camera.model import Camera
-from pixels2peaks.camera.render import Heightfield, RenderResult, _check_dx, project_pointmap
+from pixels2peaks.camera.render import Heightfield, RenderResult, project_pointmap
 from pixels2peaks.camera.shading import Shading, render_image
 from pixels2peaks.camera.viewbound import view_bound
-from pixels2peaks.errors import InputError
+from pixels2peaks.errors import InputError, check_cell_size
 
 __all__ = [
     "RandomCameraRanges",
@@ -186,7 +186,7 @@ def output_grid(shape: tuple[int, int], dx_m: float, out_dx_m: float | None) -> 
     """
     if out_dx_m is None:
         return (int(shape[0]), int(shape[1])), float(dx_m)
-    d = _check_dx(out_dx_m)
+    d = check_cell_size(out_dx_m)
     h = max(1, int(math.floor(shape[0] * dx_m / d + 1e-9)))
     w = max(1, int(math.floor(shape[1] * dx_m / d + 1e-9)))
     return (h, w), d

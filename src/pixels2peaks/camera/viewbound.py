@@ -51,8 +51,8 @@ import numpy as np
 
 from pixels2peaks.camera import _raycast as rc
 from pixels2peaks.camera.model import Camera
-from pixels2peaks.camera.render import _check_dx, check_heights
-from pixels2peaks.errors import InputError
+from pixels2peaks.camera.render import check_heights
+from pixels2peaks.errors import InputError, check_cell_size
 
 __all__ = ["view_bound", "auto_supersample"]
 
@@ -119,7 +119,7 @@ def view_bound(
     [7.143, 4.286, 1.429, 0.0]
     """
     zv = check_heights(z_visible, "visible heightmap", allow_empty=True)
-    dx = _check_dx(dx_m)
+    dx = check_cell_size(dx_m)
     if not isinstance(camera, Camera):
         raise InputError(f"expected a Camera, got {type(camera).__name__}")
     h, w = zv.shape

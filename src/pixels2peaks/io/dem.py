@@ -51,7 +51,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pixels2peaks.errors import InputError
+from pixels2peaks.errors import InputError, check_cell_size
 
 __all__ = ["Dem", "read_dem", "metres_per_degree", "SQUARE_RTOL"]
 
@@ -95,7 +95,7 @@ class Dem:
         if z.dtype != np.float32:
             z = z.astype(np.float32)
         object.__setattr__(self, "z", z)
-        dx = _check_dx(self.dx_m)
+        dx = check_cell_size(self.dx_m)
         object.__setattr__(self, "dx_m", dx)
 
     @property
@@ -121,14 +121,6 @@ class Dem:
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_dx(dx: Any, what: str = "dx_m") -> float:
-    try:
-        val = float(dx)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} must be a positive number of metres, got {dx!r}") from None
-    if not math.isfinite(val) or val <= 0.0:
-        raise InputError(f"{what} must be a positive number of metres, got {dx!r}")
-    return val
 
 
 def _check_finite(val: Any, what: str, *, nonzero: bool = False) -> float:
@@ -234,7 +226,7 @@ def _read_numpy(path: Path, dx_m: float | None) -> tuple[np.ndarray, dict]:
         if file_dx is not None:
             if np.size(file_dx) != 1:
                 raise InputError(f"{_loc(path)}: 'dx_m' must be a single number")
-            file_dx = _check_dx(np.asarray(file_dx).reshape(()).item(), f"{path.name}: dx_m")
+            file_dx = check_cell_size(np.asarray(file_dx).reshape(()).item(), f"{path.name}: dx_m")
     else:
         arr = loaded
         nan_declared = False
@@ -288,7 +280,7 @@ def _read_png(path: Path, dx_m: float | None) -> tuple[np.ndarray, dict]:
         scale = _check_finite(meta.get("scale", 1.0), f"{side.name}: scale", nonzero=True)
         offset = _check_finite(meta.get("offset", 0.0), f"{side.name}: offset")
         if meta.get("dx_m") is not None:
-            file_dx = _check_dx(meta["dx_m"], f"{side.name}: dx_m")
+            file_dx = check_cell_size(meta["dx_m"], f"{side.name}: dx_m")
         if meta.get("nodata_value") is not None:
             nd = meta["nodata_value"]
             if not isinstance(nd, (int, float)) or isinstance(nd, bool) or nd != int(nd):
@@ -510,7 +502,7 @@ def read_dem(
             ``square="error"``, bad parameters.
     """
     if dx_m is not None:
-        dx_m = _check_dx(dx_m)
+        dx_m = check_cell_size(dx_m)
     z_scale = _check_finite(z_scale, "z_scale", nonzero=True)
     z_offset = _check_finite(z_offset, "z_offset")
     if nan not in ("error", "nodata"):

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from pixels2peaks.errors import InputError
-from pixels2peaks.io.dem import Dem, _check_dx
+from pixels2peaks.errors import InputError, check_cell_size
+from pixels2peaks.io.dem import Dem
 
 __all__ = [
     "write_dem", "write_geotiff", "write_png16", "write_asc", "write_envi", "write_npy", "write_npz",
@@ -125,7 +125,7 @@ def _unpack(dem_or_array: Any, dx_m: float | None, crs: Any, transform: Any):
         dx = dx_m
     if dx is None:
         raise InputError("dx_m (cell size in metres) is required to write a bare array")
-    return z, _check_dx(dx), crs, transform
+    return z, check_cell_size(dx), crs, transform
 
 
 def _georef(z: np.ndarray, dx: float, crs: Any, transform: Any):

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pixels2peaks.errors import InputError
+from pixels2peaks.errors import InputError, check_cell_size
 
 __all__ = [
     "as_tensor",
@@ -95,14 +95,6 @@ def _wrap(z: Array) -> tuple[torch.Tensor, Callable[[torch.Tensor], Array]]:
     return t, restore
 
 
-def _dx(dx_m: Any) -> float:
-    try:
-        dx = float(dx_m)
-    except (TypeError, ValueError):
-        raise InputError(f"dx_m must be a positive number of metres, got {dx_m!r}") from None
-    if not math.isfinite(dx) or dx <= 0:
-        raise InputError(f"dx_m must be a positive number of metres, got {dx_m!r}")
-    return dx
 
 
 def _grad_t(z: torch.Tensor, dx: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,7 +107,7 @@ def _grad_t(z: torch.Tensor, dx: float) -> tuple[torch.Tensor, torch.Tensor]:
 def gradient(z: Array, dx_m: float) -> tuple[Array, Array]:
     """Central-difference gradient ``(dz/dx, dz/dy)`` (x east, y north), dimensionless."""
     t, restore = _wrap(z)
-    gx, gy = _grad_t(t, _dx(dx_m))
+    gx, gy = _grad_t(t, check_cell_size(dx_m))
     return restore(gx), restore(gy)
 
 
@@ -130,7 +122,7 @@ def slope(z: Array, dx_m: float, unit: Literal["deg", "tan"] = "deg") -> Array:
     if unit not in ("deg", "tan"):
         raise InputError(f"slope unit must be 'deg' or 'tan', got {unit!r}")
     t, restore = _wrap(z)
-    gx, gy = _grad_t(t, _dx(dx_m))
+    gx, gy = _grad_t(t, check_cell_size(dx_m))
     s = _safe_norm(gx, gy)
     if unit == "deg":
         s = torch.rad2deg(torch.atan(s))
@@ -140,7 +132,7 @@ def slope(z: Array, dx_m: float, unit: Literal["deg", "tan"] = "deg") -> Array:
 def laplacian(z: Array, dx_m: float) -> Array:
     """5-point Laplacian ``(zN + zS + zE + zW - 4 z) / dx^2`` in 1/m (replicate borders)."""
     t, restore = _wrap(z)
-    dx = _dx(dx_m)
+    dx = check_cell_size(dx_m)
     zp = F.pad(t, (1, 1, 1, 1), mode="replicate")
     nbrs = zp[..., :-2, 1:-1] + zp[..., 2:, 1:-1] + zp[..., 1:-1, :-2] + zp[..., 1:-1, 2:]
     lap = (nbrs - 4.0 * t) / (dx * dx)
@@ -189,7 +181,7 @@ def hillshade(z: Array, dx_m: float, azimuth_deg: float = 315.0, altitude_deg: f
     """Lambertian hillshade in [0, 1]; light from ``azimuth_deg`` (clockwise from north) at
     ``altitude_deg`` above the horizon."""
     t, restore = _wrap(z)
-    gx, gy = _grad_t(t, _dx(dx_m))
+    gx, gy = _grad_t(t, check_cell_size(dx_m))
     az, alt = math.radians(float(azimuth_deg)), math.radians(float(altitude_deg))
     lx, ly, lz = math.sin(az) * math.cos(alt), math.cos(az) * math.cos(alt), math.sin(alt)
     # unit normal of z(x, y): (-gx, -gy, 1) / sqrt(1 + gx^2 + gy^2)
