@@ -78,7 +78,7 @@ def test_build_dataset_skips_bad_inputs_and_holds_out_a_region(tmp_path):
         prov = json.loads(str(f["prov"][0]))
         assert f["z"].shape[1:] == (64, 64) and np.isfinite(f["z"]).all()
     assert {"source", "file", "window_rc", "dx_m"} <= set(prov)
-    x0, dx = tr.batch(np.random.default_rng(0), 4, 32, 1.2)
+    x0, dx = tr.batch(np.random.default_rng(0), 4, 32, lambda dx: 1.2)
     assert x0.shape == (4, 1, 32, 32) and dx.shape == (4,)
     with pytest.raises(InputError):  # refuses to overwrite a dataset
         build_dataset([str(src)], out, CFG)

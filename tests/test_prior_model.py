@@ -115,3 +115,20 @@ def test_ddim_sampler_recovers_point_mass_with_oracle():
 
     x = sample(Oracle(cfg), 2, 32, 30.0, steps=10, seed=0)
     torch.testing.assert_close(x, target.expand(2, 1, 32, 32), atol=1e-4, rtol=0)
+
+
+def test_per_dx_slope_scale_interpolates_in_log_log_and_round_trips():
+    cfg = PriorConfig(scale_dx_m=(30.0, 120.0, 960.0), scale_slope=(5.0, 2.5, 0.25))
+    assert cfg.slope_scale_at(30.0) == pytest.approx(5.0)
+    assert cfg.slope_scale_at(60.0) == pytest.approx((5.0 * 2.5) ** 0.5)  # log-log midpoint
+    assert cfg.slope_scale_at(15.0) == pytest.approx(5.0 * 2**0.5)  # end-segment extrapolation
+    assert cfg.slope_scale_at(1920.0) == pytest.approx(0.25 / 10 ** (1 / 3))
+    n = cfg.normalization(60.0, z_ref_m=100.0)
+    z = np.array([100.0, 160.0])
+    assert n.encode(z)[1] == pytest.approx(60.0 / (60.0 * cfg.slope_scale_at(60.0)))
+    assert np.allclose(n.decode(n.encode(z)), z)
+    assert PriorConfig.from_dict(cfg.to_dict()) == cfg
+    assert PriorConfig().slope_scale_at(77.0) == PriorConfig().slope_scale  # no table: global s
+    assert cfg.architecture() == PriorConfig().architecture()
+    with pytest.raises(InputError):
+        PriorConfig(scale_dx_m=(30.0, 10.0), scale_slope=(1.0, 1.0))

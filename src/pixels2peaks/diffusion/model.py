@@ -14,10 +14,12 @@ Tensors are ``(B, 1, H, W)`` float32 in *normalized* height units (see
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,7 +37,11 @@ class PriorConfig:
     """Architecture, schedule and normalization of a terrain prior.
 
     ``attention_levels`` lists the U-Net levels (0 = full resolution) that get self-attention.
-    ``slope_scale`` is the global ``s`` of :class:`HeightNormalization`.
+    ``slope_scale`` is the global ``s`` of :class:`HeightNormalization`. When
+    ``scale_dx_m`` / ``scale_slope`` are given (a table: cell size in metres -> typical std of
+    ``z / dx`` of a training crop at that density), ``s`` depends on the density instead:
+    :meth:`slope_scale_at` interpolates the table in log-log, so each density's normalized crops
+    have a std of about 1 (see :mod:`pixels2peaks.diffusion.normalization`).
     """
 
     block_out_channels: tuple[int, ...] = (32, 64, 128, 128)
@@ -49,8 +55,18 @@ class PriorConfig:
     slope_scale: float = DEFAULT_SLOPE_SCALE
     sample_size: int = 256
     dx_levels_m: tuple[float, ...] = (30.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0)
+    scale_dx_m: tuple[float, ...] = ()
+    scale_slope: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        for k in ("scale_dx_m", "scale_slope"):
+            object.__setattr__(self, k, tuple(float(c) for c in getattr(self, k)))
+        if len(self.scale_dx_m) != len(self.scale_slope) or any(
+            not (v > 0 and math.isfinite(v)) for v in self.scale_dx_m + self.scale_slope
+        ):
+            raise InputError("scale_dx_m and scale_slope must be equally long lists of positive numbers")
+        if list(self.scale_dx_m) != sorted(set(self.scale_dx_m)):
+            raise InputError(f"scale_dx_m must be strictly increasing, got {self.scale_dx_m}")
         object.__setattr__(self, "block_out_channels", tuple(int(c) for c in self.block_out_channels))
         object.__setattr__(self, "attention_levels", tuple(int(c) for c in self.attention_levels))
         object.__setattr__(self, "dx_levels_m", tuple(float(c) for c in self.dx_levels_m))
@@ -88,8 +104,34 @@ class PriorConfig:
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         return cls(**kw)
 
+    def slope_scale_at(self, dx_m: float) -> float:
+        """Slope scale ``s(dx)`` (dimensionless) for cell size ``dx_m`` metres.
+
+        The global ``slope_scale`` without a table; with one, log-log interpolation between its
+        entries and extrapolation along the end segments (one entry: a constant).
+
+        >>> round(PriorConfig(scale_dx_m=(10.0, 1000.0), scale_slope=(4.0, 0.4)).slope_scale_at(100.0), 6)
+        1.264911
+        """
+        dx = float(dx_m)
+        if not self.scale_dx_m:
+            return float(self.slope_scale)
+        lx, ly = np.log(self.scale_dx_m), np.log(self.scale_slope)
+        if len(lx) == 1:
+            return float(self.scale_slope[0])
+        i = int(np.clip(np.searchsorted(lx, math.log(dx)) - 1, 0, len(lx) - 2))
+        w = (math.log(dx) - lx[i]) / (lx[i + 1] - lx[i])
+        return float(math.exp(ly[i] + w * (ly[i + 1] - ly[i])))
+
+    def architecture(self) -> dict[str, Any]:
+        """The config without its normalization (what the weights' shapes and meaning of t depend on)."""
+        d = self.to_dict()
+        for k in ("slope_scale", "scale_dx_m", "scale_slope"):
+            d.pop(k)
+        return d
+
     def normalization(self, dx_m: float, z_ref_m: float = 0.0) -> HeightNormalization:
-        return HeightNormalization(s=self.slope_scale, dx_m=dx_m, z_ref_m=z_ref_m)
+        return HeightNormalization(s=self.slope_scale_at(dx_m), dx_m=dx_m, z_ref_m=z_ref_m)
 
 
 def build_unet(cfg: PriorConfig) -> nn.Module:

@@ -41,6 +41,9 @@ class TrainConfig:
     prediction_type: str = "v_prediction"
     num_train_timesteps: int = 1000
     slope_scale: float = 0.0  # 0 = take the dataset manifest's suggested_slope_scale
+    height_scale: str = "per_dx"  # "per_dx": s(dx) from the manifest's crop std per level; "global": one s
+    scale_dx_m: tuple[float, ...] = ()  # resolved from the manifest when height_scale = "per_dx"
+    scale_slope: tuple[float, ...] = ()
     loss_weighting: str = "level_variance"  # or "none": plain MSE on v
     # optimization
     lr: float = 1e-4
@@ -68,6 +71,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for k in ("block_out_channels", "attention_levels"):
             object.__setattr__(self, k, tuple(int(v) for v in getattr(self, k)))
+        for k in ("scale_dx_m", "scale_slope"):
+            object.__setattr__(self, k, tuple(float(v) for v in getattr(self, k)))
+        if self.height_scale not in ("per_dx", "global"):
+            raise InputError(f"height_scale must be 'per_dx' or 'global', got {self.height_scale!r}")
         if self.crop_cells < 16 or self.batch_size < 1:
             raise InputError(f"crop_cells must be >= 16 and batch_size >= 1, got {self.crop_cells}, {self.batch_size}")
         if not (0 < self.lr_min <= self.lr):
@@ -95,6 +102,8 @@ class TrainConfig:
             beta_schedule=self.beta_schedule,
             prediction_type=self.prediction_type,
             slope_scale=s,
+            scale_dx_m=self.scale_dx_m if self.height_scale == "per_dx" else (),
+            scale_slope=self.scale_slope if self.height_scale == "per_dx" else (),
         )
 
     def lr_at(self, step: int) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -63,7 +64,7 @@ class TileSet:
         rng: np.random.Generator,
         batch_size: int,
         crop: int,
-        slope_scale: float,
+        slope_scale: Callable[[float], float],
         *,
         level_power: float = 0.5,
         jitter: float = 0.5,
@@ -71,7 +72,8 @@ class TileSet:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x0 (B,1,crop,crop) normalized, dx_m (B,))``.
 
-        Normalization: ``(z - z_ref) / (s * dx)`` with ``z_ref = crop mean + jitter * crop std * N(0,1)``.
+        Normalization: ``(z - z_ref) / (s(dx) * dx)`` with ``s = slope_scale(dx)`` (e.g.
+        ``PriorConfig.slope_scale_at``) and ``z_ref = crop mean + jitter * crop std * N(0,1)``.
         """
         if not self.levels:
             raise InputError(f"dataset {self.data_dir} holds no tiles")
@@ -90,6 +92,6 @@ class TileSet:
             if augment:
                 z = dihedral(z, int(rng.integers(8)))
             z_ref = z.mean() + jitter * z.std() * rng.standard_normal()
-            xs[i, 0] = (z - z_ref) / (slope_scale * d)
+            xs[i, 0] = (z - z_ref) / (slope_scale(d) * d)
             dxs[i] = d
         return torch.from_numpy(xs), torch.from_numpy(dxs)

@@ -47,7 +47,8 @@ def _merge_saved_config(cfg: TrainConfig, saved_dict: dict[str, Any], what: str)
     sd = saved.to_dict()
     diff = sorted(
         k for k, v in cfg.to_dict().items()
-        if k not in RUNTIME_KEYS and k not in ("slope_scale", "run_dir", "data_dir") and sd[k] != v
+        if k not in RUNTIME_KEYS and k not in ("slope_scale", "scale_dx_m", "scale_slope", "run_dir", "data_dir")
+        and sd[k] != v
     )
     if cfg.slope_scale and cfg.slope_scale != saved.slope_scale:
         diff.append("slope_scale")
@@ -123,9 +124,17 @@ class Trainer:
             ckpt = torch.load(init_from, map_location="cpu", weights_only=False)
             cfg = _merge_saved_config(cfg, ckpt["config"], f"checkpoint {init_from}")
             init_from = None
-        elif not cfg.slope_scale:
-            s = read_manifest(cfg.data_dir)["height_stats"]["suggested_slope_scale"]
-            cfg = replace(cfg, slope_scale=_round_sig(float(s)))
+        else:
+            stats = read_manifest(cfg.data_dir).get("height_stats", {})
+            if not cfg.slope_scale:
+                cfg = replace(cfg, slope_scale=_round_sig(float(stats["suggested_slope_scale"])))
+            if cfg.height_scale == "per_dx" and not cfg.scale_dx_m:
+                table = stats.get("median_crop_std_over_dx_by_dx", {})
+                if not table:
+                    raise InputError(f"dataset {cfg.data_dir} has no per-dx height statistics; rebuild it")
+                dxs = sorted(float(k) for k in table)
+                cfg = replace(cfg, scale_dx_m=tuple(dxs),
+                              scale_slope=tuple(_round_sig(float(table[f"{d:g}"])) for d in dxs))
         self.cfg = cfg
         torch.set_num_threads(cfg.threads)
 
@@ -161,8 +170,8 @@ class Trainer:
             self.log(f"resumed at step {self.step}" + (" (compact checkpoint, fresh optimizer)" if self.rewarm_from is not None else ""))
         elif init_from is not None:
             warm = load_prior(init_from)
-            if warm.cfg.to_dict() != self.pcfg.to_dict():
-                raise InputError(f"--init-from {init_from}: its prior config differs from this run's")
+            if warm.cfg.architecture() != self.pcfg.architecture():
+                raise InputError(f"--init-from {init_from}: its prior architecture differs from this run's")
             self.model.unet.load_state_dict(warm.unet.state_dict())
             self.ema.unet.load_state_dict(warm.unet.state_dict())
             meta = json.loads(Path(init_from).with_suffix(".json").read_text())
@@ -191,7 +200,8 @@ class Trainer:
         if not med:
             return lambda dx: torch.ones_like(dx)
         lv = np.array(sorted(float(k) for k in med))
-        var = np.array([(med[f"{d:g}"] / self.pcfg.slope_scale) ** 2 * (1 + self.cfg.z_ref_jitter**2) for d in lv])
+        var = np.array([(med[f"{d:g}"] / self.pcfg.slope_scale_at(d)) ** 2 * (1 + self.cfg.z_ref_jitter**2)
+                        for d in lv])
         lx, lvv = np.log2(lv), np.log(var)
 
         def f(dx: torch.Tensor) -> torch.Tensor:
@@ -209,7 +219,7 @@ class Trainer:
         g = torch.Generator().manual_seed(12345)
         out = []
         for _ in range(self.cfg.val_batches):
-            x0, dx = src.batch(rng, self.cfg.batch_size, self.cfg.crop_cells, self.pcfg.slope_scale,
+            x0, dx = src.batch(rng, self.cfg.batch_size, self.cfg.crop_cells, self.pcfg.slope_scale_at,
                                level_power=0.0, jitter=self.cfg.z_ref_jitter, augment=False)
             t = torch.randint(0, self.pcfg.num_train_timesteps, (x0.shape[0],), generator=g)
             eps = torch.randn(x0.shape, generator=g)
@@ -368,7 +378,7 @@ class Trainer:
                 for gp in self.opt.param_groups:
                     gp["lr"] = lr
                 x0, dx = self.train_set.batch(
-                    self.rng, cfg.batch_size, cfg.crop_cells, self.pcfg.slope_scale,
+                    self.rng, cfg.batch_size, cfg.crop_cells, self.pcfg.slope_scale_at,
                     level_power=cfg.level_weight_power, jitter=cfg.z_ref_jitter, augment=cfg.augment,
                 )
                 t = torch.randint(0, T, (cfg.batch_size,), generator=self.tgen)
