@@ -66,7 +66,7 @@ def train_cmd(
 @user_errors
 def sample_cmd(
     dx: float = typer.Option(..., "--dx", help="Cell size in metres."),
-    size: int = typer.Option(256, "--size", help="Tile size in cells (multiple of the U-Net downsampling)."),
+    size: int = typer.Option(256, "--size", help="Heightmap size in cells; beyond one model tile it is tiled."),
     n: int = typer.Option(1, "-n", help="Number of samples."),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(..., "-o", "--out", help="Output directory for GeoTIFFs."),
@@ -76,27 +76,41 @@ def sample_cmd(
     bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast (faster, slightly less accurate)."),
     threads: Optional[int] = typer.Option(None, help="torch threads."),
 ) -> None:
-    """Unconditional single-tile samples from the prior, as float32 GeoTIFFs in metres."""
-    import torch
+    """Unconditional samples from the prior, as float32 GeoTIFFs in metres with the cell size set.
 
-    from pixels2peaks.diffusion.model import load_default_model, load_prior, sample
+    A --size larger than the model tile (256) or not a multiple of 16 is sampled with 2-D
+    SpotDiffusion tiling (paper §5.4) and one height normalization for the whole map.
+    """
+    import torch
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pixels2peaks.diffusion.model import load_default_model, load_prior
+    from pixels2peaks.evaluation.unconditional import is_single_tile, sample_heightmaps
     from pixels2peaks.io import write_geotiff
 
     if not dx > 0:
         raise InputError(f"--dx must be > 0, got {dx}")
     if n < 1 or steps < 1:
         raise InputError("-n and --steps must be >= 1")
+    if size < 16:
+        raise InputError(f"--size must be at least 16 cells, got {size}")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output path {out} is not a directory")
     if threads:
         torch.set_num_threads(threads)
     model = load_prior(weights) if weights else load_default_model()
     model = model.to(memory_format=torch.channels_last)
-    x = sample(model, n, size, dx, steps=steps, seed=seed, bf16=bf16)
+    how = "one tile" if is_single_tile(model, size) else f"tiled ({model.cfg.sample_size}^2 tiles)"
+    with Progress(TextColumn(f"sampling {n} x {size}^2 at {dx:g} m, {how}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("steps"), TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("sample", total=None)
+        z = sample_heightmaps(model, n, size, dx, steps=steps, seed=seed, bf16=bf16,
+                              on_step=lambda k, tot: bar.update(task, completed=k, total=tot))
     out.mkdir(parents=True, exist_ok=True)
-    norm = model.cfg.normalization(dx)
     for i in range(n):
-        z = norm.decode(x[i, 0].numpy().astype("float64"))
-        z = (z - z.min() + base).astype("float32")
-        p = write_geotiff(out / f"sample_dx{dx:g}_seed{seed}_{i:03d}.tif", z, dx_m=dx)
+        zi = (z[i] - z[i].min() + base).astype("float32")
+        p = write_geotiff(out / f"sample_dx{dx:g}_seed{seed}_{i:03d}.tif", zi, dx_m=dx)
         typer.echo(str(p))
 
 
