@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from pixels2peaks.errors import InputError
+from pixels2peaks.errors import InputError, check_finite
 
 __all__ = [
     "Camera",
@@ -99,7 +99,7 @@ def fov_x_from_focal_35mm(focal_35mm: float, width: int, height: int) -> float:
     >>> round(fov_x_from_focal_35mm(36.0, 3000, 2000), 4)
     53.1301
     """
-    f = _finite(focal_35mm, "35 mm equivalent focal length")
+    f = check_finite(focal_35mm, "35 mm equivalent focal length")
     if f <= 0:
         raise InputError(f"35 mm equivalent focal length must be > 0 mm, got {focal_35mm!r}")
     w, h = _positive_int(width, "width"), _positive_int(height, "height")
@@ -186,16 +186,6 @@ def fov_x_from_exif(image: Any) -> float | None:
 # ----------------------------------------------------------------------------------------------
 
 
-def _finite(v: Any, what: str) -> float:
-    if isinstance(v, bool):
-        raise InputError(f"{what} must be a finite number, got {v!r}")
-    try:
-        out = float(v)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} must be a finite number, got {v!r}") from None
-    if not math.isfinite(out):
-        raise InputError(f"{what} must be a finite number, got {v!r}")
-    return out
 
 
 def _positive_int(v: Any, what: str) -> int:
@@ -257,7 +247,7 @@ class Camera:
     def __post_init__(self) -> None:
         object.__setattr__(self, "width", _positive_int(self.width, "camera width"))
         object.__setattr__(self, "height", _positive_int(self.height, "camera height"))
-        fov = _finite(self.fov_x_deg, "fov_x_deg")
+        fov = check_finite(self.fov_x_deg, "fov_x_deg")
         if not 0.0 < fov < 180.0:
             raise InputError(f"fov_x_deg must be in (0, 180) degrees, got {self.fov_x_deg!r}")
         object.__setattr__(self, "fov_x_deg", fov)
@@ -267,16 +257,16 @@ class Camera:
             raise InputError(f"position_m must be [x, y, z] metres, got {self.position_m!r}") from None
         if len(pos) != 3:
             raise InputError(f"position_m must be [x, y, z] metres, got {self.position_m!r}")
-        object.__setattr__(self, "position_m", tuple(_finite(p, "position_m") for p in pos))
-        object.__setattr__(self, "yaw_deg", _finite(self.yaw_deg, "yaw_deg"))
-        pitch = _finite(self.pitch_deg, "pitch_deg")
+        object.__setattr__(self, "position_m", tuple(check_finite(p, "position_m") for p in pos))
+        object.__setattr__(self, "yaw_deg", check_finite(self.yaw_deg, "yaw_deg"))
+        pitch = check_finite(self.pitch_deg, "pitch_deg")
         if not -90.0 < pitch < 90.0:
             raise InputError(
                 f"pitch_deg must be strictly between -90 and 90 degrees, got {self.pitch_deg!r}"
             )
         object.__setattr__(self, "pitch_deg", pitch)
         if self.dx_m is not None:
-            dx = _finite(self.dx_m, "dx_m")
+            dx = check_finite(self.dx_m, "dx_m")
             if dx <= 0:
                 raise InputError(f"dx_m must be a positive number of metres, got {self.dx_m!r}")
             object.__setattr__(self, "dx_m", dx)
@@ -446,13 +436,13 @@ class Camera:
         if missing:
             raise InputError(f"{where}: missing key(s) {', '.join(missing)}")
         roll = d.get("roll_deg", 0.0)
-        if roll is not None and _finite(roll, f"{where}: roll_deg") != 0.0:
+        if roll is not None and check_finite(roll, f"{where}: roll_deg") != 0.0:
             raise InputError(f"{where}: roll_deg must be 0 (cameras have no roll), got {roll!r}")
         w = _positive_int(d["width"], f"{where}: width")
         if "fov_x_deg" in d:
             fov = d["fov_x_deg"]
         else:
-            fpx = _finite(d["focal_px"], f"{where}: focal_px")
+            fpx = check_finite(d["focal_px"], f"{where}: focal_px")
             if fpx <= 0:
                 raise InputError(f"{where}: focal_px must be > 0")
             fov = math.degrees(2.0 * math.atan(w / 2.0 / fpx))

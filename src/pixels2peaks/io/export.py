@@ -61,7 +61,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from pixels2peaks.errors import InputError, check_cell_size
+from pixels2peaks.errors import InputError, check_cell_size, check_finite
 from pixels2peaks.io.dem import Dem
 
 __all__ = [
@@ -134,7 +134,7 @@ class ExportOptions:
 
     def __post_init__(self) -> None:
         if self.decimate is not None:
-            d = _finite(self.decimate, "decimate")
+            d = check_finite(self.decimate, "decimate")
             if not 0.0 < d <= 1.0:
                 raise InputError(f"decimate must be a fraction of triangles in (0, 1], got {self.decimate!r}")
             object.__setattr__(self, "decimate", d)
@@ -142,13 +142,13 @@ class ExportOptions:
         _choice(self.unity_size, ("up", "down"), "unity_size")
         _choice(self.nodata, ("nearest", "lowest"), "nodata")
         _choice(self.texture, ("none", "hillshade"), "texture")
-        ve = _finite(self.vertical_exaggeration, "vertical_exaggeration")
+        ve = check_finite(self.vertical_exaggeration, "vertical_exaggeration")
         if ve <= 0.0:
             raise InputError(f"vertical_exaggeration must be > 0, got {self.vertical_exaggeration!r}")
         object.__setattr__(self, "vertical_exaggeration", ve)
         if self.z_range_m is not None:
             try:
-                lo, hi = (_finite(v, "z_range_m") for v in self.z_range_m)
+                lo, hi = (check_finite(v, "z_range_m") for v in self.z_range_m)
             except (TypeError, ValueError):
                 raise InputError(f"z_range_m must be (lo, hi) metres, got {self.z_range_m!r}") from None
             if not hi > lo:
@@ -166,16 +166,6 @@ class ExportResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _finite(v: Any, what: str) -> float:
-    if isinstance(v, bool):
-        raise InputError(f"{what} must be a finite number, got {v!r}")
-    try:
-        out = float(v)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} must be a finite number, got {v!r}") from None
-    if not math.isfinite(out):
-        raise InputError(f"{what} must be a finite number, got {v!r}")
-    return out
 
 
 def _choice(value: Any, allowed: tuple[str, ...], what: str) -> None:
