@@ -14,9 +14,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from pixels2peaks.cli import analyze, complete, hydro, prior, render, visible
+    from pixels2peaks.cli import analyze, complete, evaluate, export, hydro, prior, render, run, visible
 
-    for module in (analyze, hydro, prior, render, visible, complete):
+    for module in (analyze, hydro, prior, render, visible, complete, evaluate, export, run):
         module.register(app)
 
 

@@ -1,0 +1,174 @@
+"""CLI plumbing shared by ``p2p visible`` and ``p2p run``: the perception / prior options, the
+image argument (a path or ``-`` for stdin), the stage cache options and the rich per-stage
+progress display."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pixels2peaks.errors import InputError
+
+# ----------------------------------------------------------------------------------------------
+# options (typer OptionInfo objects, shared as defaults by both commands)
+# ----------------------------------------------------------------------------------------------
+
+ImageArgument = typer.Argument(
+    ..., metavar="IMAGE", help="Photo, painting or generated image (JPEG/PNG/TIFF...), >= 64 px, <= 50 MP; - = stdin."
+)
+GeometryOption = typer.Option("auto", "--geometry", help="auto, moge, depth_anything or builtin.")
+SegmentationOption = typer.Option("auto", "--segmentation", help="auto, grounded_sam or builtin.")
+PriorsOption = typer.Option("auto", "--priors", help="auto, vlm or builtin.")
+VlmUrlOption = typer.Option(
+    None, "--vlm-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (env P2P_VLM_URL)."
+)
+VlmModelOption = typer.Option("gemma-3", "--vlm-model", help="Model name sent to the VLM endpoint.")
+VlmTimeoutOption = typer.Option(120.0, "--vlm-timeout", help="Seconds per VLM request.")
+FovOption = typer.Option(None, "--fov", help="Horizontal FOV in degrees (default: EXIF, else backend).")
+SlopeOption = typer.Option(None, "--slope", help="Mean slope prior (degrees), overrides the backend.")
+ZMinOption = typer.Option(None, "--z-min", help="Lowest visible elevation (m); needs --z-max.")
+ZMaxOption = typer.Option(None, "--z-max", help="Highest visible elevation (m); needs --z-min.")
+PitchStepOption = typer.Option(0.5, "--pitch-step", help="Pitch grid step (degrees).")
+CacheDirOption = typer.Option(
+    None, "--cache-dir", help="Stage cache folder (default $P2P_CACHE_DIR or ~/.cache/pixels2peaks)."
+)
+NoCacheOption = typer.Option(False, "--no-cache", help="Neither read nor write the stage cache.")
+QuietOption = typer.Option(False, "--quiet", "-q", help="No progress display.")
+
+
+def perception_options(
+    *,
+    geometry: str,
+    segmentation: str,
+    priors: str,
+    vlm_url: Optional[str],
+    vlm_model: str,
+    vlm_timeout: float,
+    fov: Optional[float],
+    slope: Optional[float],
+    z_min: Optional[float],
+    z_max: Optional[float],
+    pitch_step: float,
+    dx: Optional[float] = None,
+    cells: int = 1024,
+):
+    """The CLI's perception options -> :class:`~pixels2peaks.perception.pipeline.VisibleOptions`."""
+    from pixels2peaks.perception.geometry import ReconstructOptions
+    from pixels2peaks.perception.pipeline import VisibleOptions
+    from pixels2peaks.perception.protocols import registered
+
+    for kind, name in (("segmentation", segmentation), ("geometry", geometry), ("priors", priors)):
+        names = [s.name for s in registered(kind)]
+        if name != "auto" and name not in names:  # before any work (select() says the same later)
+            raise InputError(f"unknown {kind} backend {name!r}; choose auto, {', '.join(names)}")
+    if (z_min is None) != (z_max is None):
+        raise InputError("give both --z-min and --z-max (the elevation range), or neither")
+    if not 0 < pitch_step <= 10:
+        raise InputError(f"--pitch-step must be in (0, 10] degrees, got {pitch_step}")
+    if vlm_timeout <= 0:
+        raise InputError(f"--vlm-timeout must be > 0 seconds, got {vlm_timeout}")
+    backend_options = {"vlm_model": vlm_model, "vlm_timeout_s": vlm_timeout}
+    url = vlm_url or os.environ.get("P2P_VLM_URL")
+    if url:
+        backend_options["vlm_url"] = url
+    return VisibleOptions(
+        geometry=geometry,
+        segmentation=segmentation,
+        priors=priors,
+        backend_options=backend_options,
+        fov_x_deg=fov,
+        mean_slope_deg=slope,
+        elevation_range_m=None if z_min is None else (z_min, z_max),
+        reconstruct=ReconstructOptions(dx_m=dx, target_cells=cells, pitch_step_deg=pitch_step),
+    )
+
+
+def stage_cache(cache_dir: Optional[Path], no_cache: bool):
+    """``--cache-dir`` / ``--no-cache`` -> :class:`~pixels2peaks.cache.StageCache`."""
+    from pixels2peaks.cache import StageCache
+
+    if no_cache:
+        return StageCache(None)
+    if cache_dir is not None:
+        if cache_dir.exists() and not cache_dir.is_dir():
+            raise InputError(f"--cache-dir {cache_dir} exists and is not a folder")
+        return StageCache(cache_dir)
+    return StageCache.default()
+
+
+def read_image_argument(image: Path) -> Path | bytes:
+    """``-`` -> the bytes on stdin (refused from a terminal); otherwise the path."""
+    if str(image) != "-":
+        return image
+    if sys.stdin is None or sys.stdin.isatty():
+        raise InputError("IMAGE is - but stdin is a terminal: pipe an image in (p2p run - -o OUT < photo.jpg)")
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise InputError("no image data on stdin")
+    return data
+
+
+# ----------------------------------------------------------------------------------------------
+# progress
+# ----------------------------------------------------------------------------------------------
+
+
+class StageProgress:
+    """A :class:`~pixels2peaks.cache.StageReporter` drawing one rich progress row per stage:
+    spinner, bar (steps for completion), elapsed time, ETA, and ``cached`` / seconds at the end."""
+
+    def __init__(self, progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, int] = {}
+
+    def start(self, stage: str) -> None:
+        self.tasks[stage] = self.progress.add_task(stage, total=None, info="")
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.start(stage)
+        self.progress.update(self.tasks[stage], completed=done, total=total, info=f"{done}/{total} steps")
+
+    def finish(self, stage: str, seconds: float, cached: bool) -> None:
+        if stage not in self.tasks:
+            self.start(stage)
+        task = self.tasks[stage]
+        self.progress.update(task, total=1, completed=1, info="cached" if cached else f"{seconds:.1f} s")
+        self.progress.stop_task(task)
+
+
+@contextlib.contextmanager
+def stage_progress(quiet: bool) -> Iterator[object]:
+    """A live progress display on stderr (nothing with ``quiet``); yields the reporter."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from pixels2peaks.cache import NullReporter
+
+    if quiet:
+        yield NullReporter()
+        return
+    columns = (
+        SpinnerColumn(finished_text="[green]✓"),
+        TextColumn("[bold]{task.description:<12}"),
+        BarColumn(bar_width=28),
+        TextColumn("{task.fields[info]:>14}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        yield StageProgress(progress)

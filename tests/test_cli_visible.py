@@ -1,0 +1,124 @@
+"""`p2p visible`: the `p2p synth` ground-truth file set (same formats) + priors.json,
+perception.json, preview.png; stage cache; stdin."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from pixels2peaks.camera import SYNTH_FILES, Camera, project_pointmap, view_bound
+from pixels2peaks.cli.main import app
+from pixels2peaks.io import read_dem
+from pixels2peaks.perception.pipeline import OUTPUT_FILES
+from test_perception_builtin import synthetic_photo
+
+FAST = ["--geometry", "builtin", "--segmentation", "builtin", "--priors", "builtin", "--cells", "48",
+        "--pitch-step", "4", "-q"]
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    p = tmp_path_factory.mktemp("vis") / "photo.png"
+    Image.fromarray(synthetic_photo(96, 128)[0]).save(p)
+    return p
+
+
+def _cli(args, **kw):
+    return CliRunner().invoke(app, [str(a) for a in args], **kw)
+
+
+def test_visible_writes_the_synth_contract(photo, tmp_path):
+    out = tmp_path / "out"
+    r = _cli(["visible", photo, "-o", out, *FAST, "--cache-dir", tmp_path / "cache"])
+    assert r.exit_code == 0, r.output
+    assert set(SYNTH_FILES) <= set(OUTPUT_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
+    cam = Camera.load(out / "camera.json")
+    zv = read_dem(out / "visible.tif", nan="nodata")
+    assert cam.dx_m == pytest.approx(zv.dx_m) and max(zv.shape) == 48
+    assert (cam.width, cam.height) == (128, 96)
+    mask = np.asarray(Image.open(out / "visible_mask.png")) == 255
+    # re-projecting pointmap.npy reproduces visible.tif and visible_mask.png bit for bit
+    pm = np.load(out / "pointmap.npy")
+    assert pm.shape == (96, 128, 3) and pm.dtype == np.float32
+    z2, m2 = project_pointmap(pm, zv.shape, zv.dx_m)
+    assert np.array_equal(m2, mask) and np.array_equal(np.isnan(zv.z), ~mask)
+    assert np.array_equal(z2[mask], zv.z[mask])
+    # zmax.tif = view_bound(Z_V) (NaN = unbounded), Z_V on the seen cells
+    zmax = read_dem(out / "zmax.tif", nan="nodata").z
+    ref = view_bound(np.where(mask, zv.z, np.nan), zv.dx_m, cam)
+    assert np.array_equal(np.isnan(zmax), ~np.isfinite(ref))
+    assert np.array_equal(zmax[np.isfinite(ref)], ref[np.isfinite(ref)]) and np.isfinite(zmax).sum() > mask.sum()
+    # depth.npy: distance along the ray to the point; +inf for sky
+    depth = np.load(out / "depth.npy")
+    terrain = np.asarray(Image.open(out / "terrain_mask.png")) == 255
+    has = np.isfinite(pm).all(axis=2)
+    assert np.isposinf(depth[~terrain]).all() and (has <= terrain).all()
+    np.testing.assert_allclose(depth[has], np.linalg.norm(pm[has] - np.array(cam.position_m), axis=1), rtol=1e-5)
+    assert np.array_equal(np.asarray(Image.open(out / "image.png")), np.asarray(Image.open(photo)))
+    priors = json.loads((out / "priors.json").read_text())
+    assert 0 < priors["mean_slope_deg"] < 90 and priors["sources"]["mean_slope_deg"].startswith("builtin")
+    assert priors["backend"]["name"] == "builtin"
+    rep = json.loads((out / "perception.json").read_text())
+    assert rep["visible_cells"] == int(mask.sum()) and rep["pitch_deg"] == cam.pitch_deg
+    prev = np.asarray(Image.open(out / "preview.png"))
+    assert prev.ndim == 3 and prev.shape[0] == 384
+
+
+def test_visible_cache_and_prior_change(photo, tmp_path):
+    cache = ["--cache-dir", tmp_path / "cache"]
+    r = _cli(["visible", photo, "-o", tmp_path / "a", *FAST, *cache])
+    assert r.exit_code == 0, r.output
+    r = _cli(["visible", photo, "-o", tmp_path / "b", *FAST, *cache])
+    assert r.exit_code == 0, r.output
+    st = json.loads((tmp_path / "b" / "perception.json").read_text())["stages"]
+    assert all(s["cached"] for s in st.values())
+    for name in ("visible.tif", "zmax.tif", "pointmap.npy", "camera.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    # a new slope prior re-runs the projection and Z_max, not segmentation / geometry / DBSCAN
+    r = _cli(["visible", photo, "-o", tmp_path / "c", *FAST, *cache, "--slope", "12"])
+    assert r.exit_code == 0, r.output
+    st = json.loads((tmp_path / "c" / "perception.json").read_text())["stages"]
+    assert [k for k, s in st.items() if not s["cached"]] == ["projection", "zmax"]
+    # --no-cache computes everything
+    r = _cli(["visible", photo, "-o", tmp_path / "d", *FAST, "--no-cache"])
+    st = json.loads((tmp_path / "d" / "perception.json").read_text())["stages"]
+    assert r.exit_code == 0 and not any(s["cached"] for s in st.values())
+
+
+def test_visible_stdin_and_bad_input(photo, tmp_path):
+    r = _cli(["visible", "-", "-o", tmp_path / "s", *FAST, "--no-cache"], input=photo.read_bytes())
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "s" / "perception.json").read_text())["image"] == "<stdin>"
+    r = _cli(["visible", "-", "-o", tmp_path / "t", *FAST, "--no-cache"], input=b"not an image")
+    assert r.exit_code == 2 and "<stdin> is not an image" in r.output and not (tmp_path / "t").exists()
+    r = _cli(["visible", "-", "-o", tmp_path / "u", *FAST, "--no-cache"], input=b"")
+    assert r.exit_code == 2 and "no image data" in r.output
+
+
+def test_visible_converts_modes_and_refuses_huge(photo, tmp_path, monkeypatch):
+    rgb = np.asarray(Image.open(photo))
+    # 16-bit grayscale PNG
+    g16 = tmp_path / "g16.png"
+    Image.fromarray(rgb.mean(axis=2).astype(np.uint16) * 257).save(g16)
+    r = _cli(["visible", g16, "-o", tmp_path / "g", *FAST, "--no-cache"])
+    assert r.exit_code == 0, r.output
+    # CMYK JPEG displayed rotated by EXIF: the camera has the displayed size
+    cmyk = tmp_path / "rot.jpg"
+    im = Image.fromarray(np.ascontiguousarray(np.rot90(rgb, 1))).convert("CMYK")  # stored on its side
+    exif = im.getexif()
+    exif[0x0112] = 6  # displayed rotated 90 deg clockwise = upright
+    im.save(cmyk, exif=exif, quality=95)
+    r = _cli(["visible", cmyk, "-o", tmp_path / "c", *FAST, "--no-cache"])
+    assert r.exit_code == 0, r.output
+    cam = Camera.load(tmp_path / "c" / "camera.json")
+    assert (cam.width, cam.height) == (128, 96)
+    # more than the pixel limit: one line, nothing written
+    import pixels2peaks.perception.image as image_mod
+
+    monkeypatch.setattr(image_mod, "MAX_PIXELS", 10_000)
+    r = _cli(["visible", photo, "-o", tmp_path / "h", *FAST, "--no-cache"])
+    assert r.exit_code == 2 and "megapixels" in r.output and r.output.count("\n") == 1
+    assert not (tmp_path / "h").exists()
