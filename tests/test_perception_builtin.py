@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -137,3 +139,207 @@ def test_registry_prefers_available_custom_backend():
         assert sel.name == "fixed" and sel.reason == "using fixed"
     finally:
         protocols.unregister("segmentation", "fixed")
+
+
+# ----------------------------------------------------------------------------------------------
+# skyline segmentation
+# ----------------------------------------------------------------------------------------------
+
+
+def test_skyline_dp_is_exact_against_brute_force():
+    import itertools
+
+    from pixels2peaks.perception.skyline import skyline_dp
+
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        u = rng.normal(0, 1, (5, 4))
+        lam, tau = 0.4, 0.9
+
+        def energy(b):
+            return sum(u[c, b[c]] for c in range(5)) + sum(min(lam * abs(b[c] - b[c - 1]), tau) for c in range(1, 5))
+
+        best = min(itertools.product(range(4), repeat=5), key=energy)
+        got = skyline_dp(u, lam, tau)
+        assert energy(got) == pytest.approx(energy(best), abs=1e-12)
+
+
+def deep_blue_photo(h=120, w=160, seed=1):
+    """A dark, saturated blue sky (old threshold heuristic: no sky at all) above a snowy ridge
+    with a white snow band right below the skyline and dark forest below."""
+    rng = np.random.default_rng(seed)
+    rows = np.arange(h)[:, None]
+    sky_row = (0.35 * h + 0.12 * h * np.sin(np.arange(w) / w * 3 * np.pi)).astype(int)
+    img = np.empty((h, w, 3))
+    img[...] = [0.05, 0.22, 0.55]
+    img += (rows / h * 0.15)[..., None] * np.array([1.0, 1.0, 0.6])
+    snow = (rows >= sky_row) & (rows < sky_row + 0.15 * h)
+    tex = rng.normal(0, 0.06, (h, w))
+    img = np.where(snow[..., None], np.stack([0.85 + tex, 0.88 + tex, 0.92 + tex], -1), img)
+    forest = rows >= sky_row + 0.15 * h
+    img = np.where(forest[..., None], np.stack([0.10 + tex, 0.16 + tex, 0.08 + tex], -1), img)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8), rows >= sky_row[None, :]
+
+
+def test_skyline_segments_deep_blue_sky_and_snow():
+    from pixels2peaks.evaluation.view_metrics import mask_iou
+
+    img, truth = deep_blue_photo()
+    assert not sky_mask(img).any()  # the old threshold heuristic finds no sky here
+    terrain = SkySegmentation().segment(img)
+    assert mask_iou(terrain, truth) >= 0.97
+    assert mask_iou(~terrain, ~truth) >= 0.95
+
+
+def test_border_void_keeps_textured_shadows():
+    from pixels2peaks.perception.skyline import border_void
+
+    img, truth = deep_blue_photo()
+    img = img.copy()
+    yy, xx = np.mgrid[0:120, 0:160]
+    corner = (xx / 25.0) ** 2 + (yy / 18.0) ** 2 < 1.0  # curved black corner (panorama crop)
+    img[corner] = 0
+    rng = np.random.default_rng(0)
+    shadow = (yy > 100) & (xx > 120)  # a dark but textured shadow touching the border
+    img[shadow] = rng.integers(3, 13, (shadow.sum(), 3))
+    void = border_void(img)
+    assert void[corner].all() and not void[shadow].any()
+    terrain = SkySegmentation().segment(img)
+    assert not terrain[corner].any() and terrain[shadow].mean() > 0.95
+
+
+# ----------------------------------------------------------------------------------------------
+# depth metrics
+# ----------------------------------------------------------------------------------------------
+
+
+def test_depth_metrics_affine_invariance_and_closed_forms():
+    from pixels2peaks.perception.depth_metrics import align_scale_shift, delta_accuracy, depth_errors
+
+    rng = np.random.default_rng(0)
+    d = rng.uniform(50.0, 20000.0, 500)
+    for sp, pred in (("depth", 0.01 * d + 3.0), ("relative", 7.0 * d - 20.0), ("disparity", 1.0 / (2e-3 / d + 1e-6))):
+        e = depth_errors(pred, d, spaces=(sp,))
+        assert e[sp]["abs_rel"] < 1e-9 and e[sp]["delta_1.25"] == 1.0
+    # two prediction levels: the least-squares line passes through the group means
+    p4, d4 = np.array([1.0, 1.0, 2.0, 2.0]), np.array([1.0, 3.0, 4.0, 6.0])
+    assert np.allclose(align_scale_shift(p4, d4, "depth"), [2.0, 2.0, 5.0, 5.0])
+    assert depth_errors(p4, d4, spaces=("depth",))["depth"]["abs_rel"] == pytest.approx((1 + 1 / 3 + 1 / 4 + 1 / 6) / 4)
+    assert delta_accuracy(np.array([1.0, 1.3, -1.0]), np.array([1.0, 1.0, 1.0])) == pytest.approx(1 / 3)
+    with pytest.raises(InputError):
+        depth_errors(np.ones(3), np.ones(4))
+
+
+# ----------------------------------------------------------------------------------------------
+# learned depth network (tiny random weights; no shipped weights needed)
+# ----------------------------------------------------------------------------------------------
+
+
+def test_ray_pointmap_matches_camera_rays():
+    from pixels2peaks.camera import Camera
+    from pixels2peaks.perception.depth_net import ray_pointmap
+
+    d = np.random.default_rng(0).uniform(10, 1000, (6, 8))
+    p = ray_pointmap(d, 70.0).astype(np.float64)
+    assert np.allclose(np.linalg.norm(p, axis=2), d, rtol=1e-6)
+    cam = Camera(8, 6, 70.0, (0.0, 0.0, 0.0), yaw_deg=0.0, pitch_deg=0.0)
+    u, v = cam.pixel_centres()
+    world = cam.pixel_to_world(u, v, d)
+    assert np.allclose(cam.world_to_camera(world), p, rtol=1e-5, atol=1e-4)
+
+
+def test_depth_net_save_load_and_backend(tmp_path, one_torch_thread):
+    import torch
+
+    from pixels2peaks.perception import _defaults
+    from pixels2peaks.perception.depth_net import (
+        DepthNet,
+        DepthNetConfig,
+        LearnedGeometry,
+        load_depth_net,
+        predict_log_depth,
+        save_depth_net,
+        weights_available,
+    )
+
+    cfg = DepthNetConfig(width=32, height=16, channels=(4, 6, 8))
+    torch.manual_seed(0)
+    net = DepthNet(cfg).eval()
+    stem = tmp_path / "w" / "net"
+    assert not weights_available(stem)
+    save_depth_net(net, stem, {"net": {"width": 32, "height": 16, "channels": [4, 6, 8]}, "parameters": 1})
+    loaded, card = load_depth_net(stem)
+    x = torch.rand(1, 3, 16, 32)
+    with torch.no_grad():
+        assert torch.equal(net(x)[0], loaded(x)[0])
+    img, _ = synthetic_photo(40, 50)
+    ld, sky = predict_log_depth(img, loaded)
+    assert ld.shape == sky.shape == (40, 50) and np.isfinite(ld).all() and (0 <= sky).all() and (sky <= 1).all()
+    terrain = np.zeros((40, 50), bool)
+    terrain[20:] = True
+    g = LearnedGeometry(fov_x_deg=50.0, terrain=terrain, weights=stem).estimate(img)
+    assert isinstance(LearnedGeometry(), GeometryBackend)
+    assert g.points.shape == (40, 50, 3) and np.array_equal(g.valid, terrain) and g.fov_x_deg == 50.0
+    assert np.allclose(np.linalg.norm(g.points, axis=2), np.exp(ld - np.median(ld)), rtol=1e-5)
+    # the builtin backend falls back to the classical cues without shipped weights
+    import pixels2peaks.perception.depth_net as dn
+
+    orig = dn.weights_available
+    try:
+        dn.weights_available = lambda stem=dn.DEFAULT_WEIGHTS: False
+        assert isinstance(_defaults._builtin_geometry({}), ClassicalGeometry)
+        dn.weights_available = lambda stem=dn.DEFAULT_WEIGHTS: True
+        assert isinstance(_defaults._builtin_geometry({}), LearnedGeometry)
+    finally:
+        dn.weights_available = orig
+    assert isinstance(select("geometry", "classical").backend, ClassicalGeometry)
+
+
+def test_depth_training_loss_is_shift_invariant_and_train_writes_weights(tmp_path, one_torch_thread):
+    import torch
+
+    from pixels2peaks.perception.depth_net import DepthNetConfig, load_depth_net
+    from pixels2peaks.training.perception_depth import TrainConfig, _losses, train
+
+    g = torch.Generator().manual_seed(0)
+    pred = torch.randn(2, 1, 16, 16, generator=g)
+    tgt = torch.randn(2, 1, 16, 16, generator=g)
+    tgt[0, 0, :3] = float("nan")  # sky
+    terr = torch.isfinite(tgt)
+    sky = torch.zeros(2, 1, 16, 16)
+    a, pa = _losses(pred, sky, tgt, terr, 0.5, 0.3)
+    b, pb = _losses(pred + 3.7, sky, tgt, terr, 0.5, 0.3)
+    assert pa["si"] == pytest.approx(pb["si"], abs=1e-5) and pa["grad"] == pytest.approx(pb["grad"], abs=1e-5)
+    c, pc = _losses(tgt.nan_to_num(0.0) - 1.0, sky, tgt, terr, 0.5, 0.3)
+    assert pc["si"] < 1e-10 and pc["grad"] < 1e-6
+    # a few seconds of training on a tiny fake data set writes loadable weights and a card
+    rng = np.random.default_rng(0)
+    n, h, w = 6, 24, 32
+    logd = np.log(rng.uniform(100, 1000, (n, h, w))).astype(np.float16)
+    logd[:, :6] = np.nan
+    data = tmp_path / "d.npz"
+    np.savez(data, image=rng.integers(0, 255, (n, h, w, 3), dtype=np.uint8), log_depth=logd,
+             terrain=np.isfinite(logd), meta=np.array(["{}"] * n), config=json.dumps({"examples": n}), source="test")
+    card = train(data, tmp_path / "out" / "net", TrainConfig(minutes=0.02, batch=2),
+                 DepthNetConfig(width=32, height=16, channels=(4, 6, 8)), progress=False)
+    assert card["steps"] >= 1 and card["data"]["examples"] == n
+    net, card2 = load_depth_net(tmp_path / "out" / "net")
+    assert card2["net"]["channels"] == [4, 6, 8]
+
+
+def test_gmm_fit_recovers_components_and_scores_like_scipy():
+    from scipy.stats import multivariate_normal
+
+    from pixels2peaks.perception.skyline import gmm_fit, gmm_score
+
+    rng = np.random.default_rng(0)
+    a = rng.multivariate_normal([0, 0], [[1.0, 0.3], [0.3, 0.5]], 3000)
+    b = rng.multivariate_normal([6, -4], [[0.4, 0.0], [0.0, 2.0]], 1000)
+    w, mu, cov = gmm_fit(np.vstack([a, b]), 2, np.random.default_rng(1))
+    order = np.argsort(mu[:, 0])
+    assert np.allclose(w[order], [0.75, 0.25], atol=0.02)
+    assert np.allclose(mu[order], [[0, 0], [6, -4]], atol=0.1)
+    assert np.allclose(cov[order[0]], [[1.0, 0.3], [0.3, 0.5]], atol=0.1)
+    x = rng.normal(0, 3, (50, 2))
+    ref = np.log(sum(w[j] * multivariate_normal(mu[j], cov[j]).pdf(x) for j in range(2)))
+    assert np.allclose(gmm_score(x, (w, mu, cov)), ref, rtol=1e-8, atol=1e-8)

@@ -203,3 +203,40 @@ def test_pitch_search_subsampling_agrees():
     a = search_pitch(cam, 25.0, pitch_range_deg=(-14, -6), step_deg=1.0, search_cells=48)
     b = search_pitch(cam, 25.0, pitch_range_deg=(-14, -6), step_deg=1.0, search_cells=48, max_points=10_000)
     assert abs(a.pitch_deg - b.pitch_deg) <= 1.0 and abs(b.pitch_deg + 10) <= 1.0
+
+
+def test_candidate_slopes_kernel_matches_reference_steps():
+    """The compiled per-candidate pass == rotate_points + heightmap_max + mean_slope_deg."""
+    from pixels2peaks.perception.geometry import _candidate_slopes
+
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(-400, 400, 3000), rng.uniform(100, 2000, 3000)
+    world = np.stack([x, y, 150 * np.sin(x / 120) + 0.4 * y + rng.normal(0, 3, 3000) - 300], axis=1)
+    cam = to_camera(world, -6.0)
+    cands = np.arange(-20.0, 10.1, 2.5)
+    rots = np.stack([pitch_rotation(t) for t in cands])
+    got, counts = _candidate_slopes(np.ascontiguousarray(cam), rots, 48)
+    for i, th in enumerate(cands):
+        q = rotate_points(cam, th)
+        dx = max(np.ptp(q[:, 0]), np.ptp(q[:, 1])) / 48
+        z, occ, _ = heightmap_max(q, dx)
+        ref, n = mean_slope_deg(z, occ, dx)
+        assert counts[i] == n
+        assert got[i] == pytest.approx(ref, abs=1e-9)
+
+
+def test_pitch_search_picks_the_rising_branch():
+    """A rising plane seen at -5 deg: the slope curve matches 25 deg at -5 (rising) and again on
+    the far side of its minimum (the plane tilted the other way); "rising" picks the right one,
+    the plain argmin may not."""
+    cam = to_camera(plane_scene(25.0), -5.0)
+    a = search_pitch(cam, 25.0, pitch_range_deg=(-80, 30), step_deg=1.0, search_cells=64)
+    assert abs(a.pitch_deg + 5.0) <= 1.0
+    fin = np.isfinite(a.slopes_deg)
+    i_min = int(np.nanargmin(a.slopes_deg))
+    assert -32 <= a.candidates_deg[i_min] <= -28  # the levelling pitch: -5 - 25 deg
+    other = np.flatnonzero(fin & (np.arange(a.slopes_deg.size) < i_min))
+    # the other root exists: the curve comes back up to ~25 deg below the minimum
+    assert np.nanmin(np.abs(a.slopes_deg[other] - 25.0)) < 2.0
+    with pytest.raises(InputError):
+        search_pitch(cam, 25.0, branch="nope")

@@ -93,19 +93,21 @@ def test_load_truncated_small_large(tmp_path, monkeypatch):
         load_image(save(tmp_path, "f.tif", Image.fromarray(f)))
 
 
-def test_estimate_visible_builtin_end_to_end(tmp_path):
+@pytest.mark.parametrize(("geometry", "min_bound_m"), [("classical", 550.0), ("builtin", 700.0)])
+def test_estimate_visible_builtin_end_to_end(tmp_path, geometry, min_bound_m):
     img, _ = synthetic_photo(96, 128)
     p = save(tmp_path, "photo.png", Image.fromarray(img))
     opts = VisibleOptions(
-        geometry="builtin", segmentation="builtin", priors="builtin",
+        geometry=geometry, segmentation="builtin", priors="builtin",
         elevation_range_m=(500.0, 1500.0), reconstruct=FAST,
     )
     res = estimate_visible(p, opts)
     assert res.z.dtype == np.float32 and res.z.shape == res.mask.shape
     assert max(res.z.shape) == 96 and res.mask.any()
     # the points span the range exactly; Z_V keeps the highest point of a cell, so its
-    # maximum is exact and its minimum may be a little higher
-    assert 500.0 - 1e-2 <= np.nanmin(res.z) <= 550.0
+    # maximum is exact and its minimum may be a little higher (more with the learned depth,
+    # whose near-field points hide under farther ones on this toy photo)
+    assert 500.0 - 1e-2 <= np.nanmin(res.z) <= min_bound_m
     assert np.nanmax(res.z) == pytest.approx(1500.0, abs=1e-2)
     assert np.isnan(res.z[~res.mask]).all()
     assert res.camera.width == 128 and res.camera.height == 96 and res.camera.fov_x_deg == 60.0
@@ -113,7 +115,7 @@ def test_estimate_visible_builtin_end_to_end(tmp_path):
     r = res.report
     assert r["priors"]["sources"]["elevation_range_m"] == "user"
     assert r["priors"]["sources"]["mean_slope_deg"].startswith("builtin")
-    assert r["backends"]["geometry"] == {"name": "builtin", "reason": "requested builtin"}
+    assert r["backends"]["geometry"] == {"name": geometry, "reason": f"requested {geometry}"}
     out = res.save(tmp_path / "out")
     assert sorted(f.name for f in out.iterdir()) == sorted(OUTPUT_FILES)
     cam = Camera.load(out / "camera.json")

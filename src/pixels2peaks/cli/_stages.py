@@ -22,7 +22,7 @@ from pixels2peaks.errors import InputError
 ImageArgument = typer.Argument(
     ..., metavar="IMAGE", help="Photo, painting or generated image (JPEG/PNG/TIFF...), >= 64 px, <= 50 MP; - = stdin."
 )
-GeometryOption = typer.Option("auto", "--geometry", help="auto, moge, depth_anything or builtin.")
+GeometryOption = typer.Option("auto", "--geometry", help="auto, moge, depth_anything, builtin (small learned net) or classical (haze + ground-plane cues).")
 SegmentationOption = typer.Option("auto", "--segmentation", help="auto, grounded_sam or builtin.")
 PriorsOption = typer.Option("auto", "--priors", help="auto, vlm or builtin.")
 VlmUrlOption = typer.Option(

@@ -96,6 +96,15 @@ def _always(opts: Mapping[str, Any]) -> tuple[bool, str]:
 
 
 def _builtin_geometry(opts: Mapping[str, Any]):
+    """The shipped learned depth network if its weights are present, else the classical cues."""
+    from pixels2peaks.perception.depth_net import LearnedGeometry, weights_available
+
+    if weights_available():
+        return LearnedGeometry(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), terrain=opts.get("terrain"))
+    return _classical_geometry(opts)
+
+
+def _classical_geometry(opts: Mapping[str, Any]):
     from pixels2peaks.perception.builtin import ClassicalGeometry
 
     return ClassicalGeometry(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), terrain=opts.get("terrain"))
@@ -118,6 +127,7 @@ def register_defaults() -> None:
         BackendSpec("geometry", "moge", lambda o: None, _moge_available, 10),
         BackendSpec("geometry", "depth_anything", _depth_factory, _depth_available, 20),
         BackendSpec("geometry", "builtin", _builtin_geometry, _always, 100),
+        BackendSpec("geometry", "classical", _classical_geometry, _always, 110),
         BackendSpec("segmentation", "grounded_sam", _gsam_factory, _gsam_available, 10),
         BackendSpec("segmentation", "builtin", _builtin_segmentation, _always, 100),
         BackendSpec("priors", "vlm", _vlm_factory, _vlm_available, 10),

@@ -1,11 +1,10 @@
-"""Offline classical defaults for the three perception backends (no model, no network).
+"""Offline defaults for the three perception backends (no download, no network).
 
-These are **placeholders** with simple, documented rules, to be replaced by learned backends
-(MoGe-2 / Depth Anything, Grounding DINO + SAM, a VLM) when available:
-
-* :class:`SkySegmentation`: sky = bright, low-texture, blue-ish (or bright grey: overcast)
-  pixels connected to the top edge; per column, everything above the first non-sky pixel is
-  sky (the *horizon* of that column), everything below is terrain. Foreground is left in.
+* :class:`SkySegmentation`: per-column skyline by dynamic programming over sky / terrain
+  colour-texture likelihoods (:mod:`pixels2peaks.perception.skyline`); everything at or below the
+  skyline is terrain (foreground included), uniformly black image borders are not.
+  :func:`sky_mask` / :func:`horizon_rows` are the older threshold heuristics (sky = bright,
+  low-texture, blue-ish pixels connected to the top edge), kept as simple helpers.
 * :class:`ClassicalGeometry`: a depth prior combining (a) a ground plane seen from a level
   camera at unit height (depth grows towards the eye-level row, capped at 1 deg below it) and
   (b) atmospheric haze from the dark channel prior (He et al. 2009; depth ~ -ln transmission).
@@ -25,6 +24,7 @@ import numpy as np
 
 from pixels2peaks.errors import InputError
 from pixels2peaks.perception.protocols import GeometryResult, Priors
+from pixels2peaks.perception.skyline import SkylineOptions, segment_terrain
 
 __all__ = [
     "SkySegmentation",
@@ -99,15 +99,20 @@ def horizon_rows(sky: np.ndarray) -> np.ndarray:
 
 @dataclass
 class SkySegmentation:
-    """Terrain = every pixel at or below its column's horizon (see :func:`sky_mask`)."""
+    """Terrain = every pixel at or below its column's skyline, found by dynamic programming over
+    sky / terrain colour-texture likelihoods (:func:`pixels2peaks.perception.skyline.segment_terrain`);
+    uniformly black image borders are never terrain."""
 
+    options: SkylineOptions = SkylineOptions()
     name: str = "builtin"
 
     def segment(self, image: np.ndarray) -> np.ndarray:
-        sky = sky_mask(image)
-        hz = horizon_rows(sky)
-        rows = np.arange(sky.shape[0])[:, None]
-        return rows >= hz[None, :]
+        a = np.asarray(image)
+        if a.dtype != np.uint8:
+            a = (np.clip(_check_rgb(a), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        else:
+            _check_rgb(a)
+        return segment_terrain(a, self.options)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -18,6 +18,9 @@ Choices (not fixed by the paper):
 * **Pitch-search grid**: ``dx = extent / search_cells`` (extent = larger side of the projected
   bounding box), slope = :func:`pixels2peaks.terrain.attributes.slope` over occupied cells whose
   four neighbours are occupied (central differences need them).
+* **Pitch branch**: the slope-vs-pitch curve is U-shaped, so a prior slope is matched by two
+  pitches; by default only pitches at or above the curve's minimum count (the terrain rises away
+  from the camera on average, as seen terrain does): ``branch="rising"``.
 * **Projection rule**: ``Z_V`` = the **maximum** height of the points in a cell (the surface seen
   from above), which is :func:`pixels2peaks.camera.project_pointmap`'s rule.
 * **Extent**: the bounding box of the points (and, by default, the camera's xy), origin at its
@@ -28,13 +31,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from numba import njit
 
 from pixels2peaks.camera import Camera, project_pointmap
 from pixels2peaks.errors import InputError
 
+PitchBranch = Literal["rising", "any"]
+
 __all__ = [
+    "PitchBranch",
     "CleanOptions",
     "clean_points",
     "pitch_rotation",
@@ -214,6 +222,53 @@ def mean_slope_deg(z: np.ndarray, occupied: np.ndarray, dx: float) -> tuple[floa
 # ----------------------------------------------------------------------------------------------
 
 
+@njit(cache=True)
+def _candidate_slopes(p, rots, cells):  # pragma: no cover - compiled
+    """For each rotation ``rots[i]``: :func:`heightmap_max` of the rotated points on a grid whose
+    larger side spans ``cells`` cells, then :func:`mean_slope_deg` (same rules, one pass).
+    Returns ``(mean slope in degrees, number of cells)`` per candidate (``nan, 0`` if none)."""
+    k = rots.shape[0]
+    n = p.shape[0]
+    out = np.full(k, np.nan)
+    cnt = np.zeros(k, np.int64)
+    q = np.empty((n, 3))
+    for i in range(k):
+        r = rots[i]
+        for j in range(n):
+            for a in range(3):
+                q[j, a] = r[a, 0] * p[j, 0] + r[a, 1] * p[j, 1] + r[a, 2] * p[j, 2]
+        x0, x1 = q[:, 0].min(), q[:, 0].max()
+        y0, y1 = q[:, 1].min(), q[:, 1].max()
+        ext = max(x1 - x0, y1 - y0)
+        if not ext > 0:
+            continue
+        dx = ext / cells
+        w = max(1, int(math.floor((x1 - x0) / dx)) + 1)
+        h = max(1, int(math.floor((y1 - y0) / dx)) + 1)
+        grid = np.full((h, w), -np.inf)
+        for j in range(n):
+            col = int(math.floor((q[j, 0] - x0) / dx))
+            row = h - 1 - int(math.floor((q[j, 1] - y0) / dx))
+            if 0 <= col < w and 0 <= row < h and q[j, 2] > grid[row, col]:
+                grid[row, col] = q[j, 2]
+        acc = 0.0
+        m = 0
+        for row in range(1, h - 1):
+            for col in range(1, w - 1):
+                if (grid[row, col] > -np.inf and grid[row - 1, col] > -np.inf
+                        and grid[row + 1, col] > -np.inf and grid[row, col - 1] > -np.inf
+                        and grid[row, col + 1] > -np.inf):
+                    gx = (grid[row, col + 1] - grid[row, col - 1]) / (2.0 * dx)
+                    gy = (grid[row - 1, col] - grid[row + 1, col]) / (2.0 * dx)
+                    acc += math.degrees(math.atan(math.sqrt(gx * gx + gy * gy)))
+                    m += 1
+        if m > 0:
+            out[i] = acc / m
+            cnt[i] = m
+    return out, cnt
+
+
+
 @dataclass(frozen=True)
 class PitchSearch:
     """Result of :func:`search_pitch`: best pitch and the per-candidate slopes."""
@@ -235,6 +290,7 @@ def search_pitch(
     min_cells: int = 16,
     max_points: int = 200_000,
     seed: int = 0,
+    branch: PitchBranch = "rising",
 ) -> PitchSearch:
     """Eq. 1: ``theta* = argmin_i |s_i - s_prior|`` over a pitch grid.
 
@@ -243,6 +299,11 @@ def search_pitch(
     ``s_i`` is the mean slope of the cells with four occupied neighbours. Candidates with fewer
     than ``min_cells`` such cells are skipped (``s_i = nan``). Ties go to the smallest ``|theta|``.
     At most ``max_points`` points (a seeded random subset) are used.
+
+    ``s(theta)`` is U-shaped: it is smallest at the pitch that levels the cloud and grows on both
+    sides, so a prior slope is usually matched twice. ``branch="rising"`` (our choice) keeps only
+    candidates at or above the minimum's pitch, where the terrain rises away from the camera on
+    average, as seen terrain does (slopes facing away are hidden); ``"any"`` is the plain argmin.
     """
     p = np.asarray(points, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != 3 or p.shape[0] < 3:
@@ -255,20 +316,16 @@ def search_pitch(
     if not 0 < float(target_slope_deg) < 90:
         raise InputError(f"target slope must be in (0, 90) degrees, got {target_slope_deg!r}")
     cands = np.arange(lo, hi + 1e-9, step_deg)
-    slopes = np.full(cands.shape, np.nan)
-    for i, th in enumerate(cands):
-        q = rotate_points(p, float(th))
-        ext = max(float(np.ptp(q[:, 0])), float(np.ptp(q[:, 1])))
-        if ext <= 0:
-            continue
-        dx = ext / search_cells
-        z, occ, _ = heightmap_max(q, dx)
-        s, n = mean_slope_deg(z, occ, dx)
-        if n >= min_cells:
-            slopes[i] = s
+    rots = np.stack([pitch_rotation(float(th)) for th in cands])
+    slopes, counts = _candidate_slopes(np.ascontiguousarray(p), rots, int(search_cells))
+    slopes = np.where(counts >= min_cells, slopes, np.nan)
     if not np.isfinite(slopes).any():
         raise InputError("pitch search failed: the point cloud covers too few heightmap cells")
     err = np.where(np.isfinite(slopes), np.abs(slopes - target_slope_deg), np.inf)
+    if branch == "rising":
+        err[: int(np.nanargmin(slopes))] = np.inf
+    elif branch != "any":
+        raise InputError(f"unknown pitch branch {branch!r}; choose rising or any")
     best = np.flatnonzero(err == err.min())
     i = best[np.argmin(np.abs(cands[best]))]
     return PitchSearch(float(cands[i]), cands, slopes, float(target_slope_deg), float(step_deg))
@@ -379,6 +436,7 @@ class ReconstructOptions:
     pitch_range_deg: tuple[float, float] = (-45.0, 45.0)
     pitch_step_deg: float = 0.5
     search_cells: int = 256
+    pitch_branch: PitchBranch = "rising"
     dx_m: float | None = None
     target_cells: int = 1024
     max_cells: int = 8192
@@ -412,6 +470,7 @@ def reconstruct(
         pitch_range_deg=options.pitch_range_deg,
         step_deg=options.pitch_step_deg,
         search_cells=options.search_cells,
+        branch=options.pitch_branch,
     )
     level = rotate_points(pts, ps.pitch_deg)
     cam_xy = np.zeros((1, 2)) if options.include_camera else None

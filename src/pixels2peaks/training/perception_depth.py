@@ -1,0 +1,337 @@
+"""Training data and training loop of the builtin learned depth/sky network
+(:mod:`pixels2peaks.perception.depth_net`).
+
+Data: synthetic photos (:func:`pixels2peaks.camera.render_image`) of the **training** tiles of a
+prior dataset (``p2p dataset build globe shared -o DIR``: GLOBE outside the held-out Caucasus box,
+the shared DEMs except ``front_range_srtm3.asc``), random cameras (:func:`random_camera`) and
+randomised lighting, haze, snow and exposure. Each example stores the image, ``ln`` of the
+distance along the pixel-centre ray (metres, NaN = sky) and the terrain mask.
+
+Training: scale-invariant log-depth loss (Eigen et al. 2014, fully shift-invariant in ``ln d``)
+plus a multi-scale gradient-matching term on ``ln d``, and a binary cross-entropy on the sky
+mask; photometric augmentation (colour/gamma/contrast jitter, blur, noise) and random
+aspect-changing crops, so the network sees real photos' aspect ratios.
+
+Usage::
+
+    python -m pixels2peaks.training.perception_depth render runs/data/prior_v1 -o runs/perception/data.npz
+    python -m pixels2peaks.training.perception_depth train runs/perception/data.npz \\
+        -o src/pixels2peaks/weights/perception/depth_net --minutes 25
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from pixels2peaks.errors import InputError
+
+__all__ = ["RenderConfig", "TrainConfig", "render_examples", "train", "main"]
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Synthetic training photos (sizes in pixels, angles in degrees, distances in metres)."""
+
+    examples: int = 2400
+    width: int = 192
+    height: int = 144
+    antialias: int = 2
+    fov_x_deg: tuple[float, float] = (35.0, 85.0)
+    pitch_deg: tuple[float, float] = (-20.0, 12.0)
+    agl_cells: tuple[float, float] = (0.3, 2.0)
+    candidates: int = 16
+    haze_m: tuple[float, float] = (8000.0, 120000.0)  # log-uniform; else the renderer's auto haze
+    auto_haze_fraction: float = 0.6
+    min_relief_m: float = 1000.0  # tiles of coarse levels (dx >= 500 m) need this relief (p98 - p2)
+    fine_fraction: float = 0.5  # fraction of examples from fine levels (dx < 500 m)
+    seed: int = 0
+
+
+def _tiles(data_dir: str | Path, cfg: RenderConfig) -> tuple[list[tuple[np.ndarray, float]], np.ndarray]:
+    """Training tiles and their sampling probabilities: ``fine_fraction`` of the mass on levels
+    with ``dx < 500 m``, the rest on coarse tiles with at least ``min_relief_m`` of relief."""
+    from pixels2peaks.training.data import TileSet
+
+    ts = TileSet(data_dir, "train")
+    tiles, fine = [], []
+    for d in ts.levels:
+        for t in ts.tiles[d]:
+            lo, hi = np.percentile(t, [2, 98])
+            if d >= 500.0 and hi - lo < cfg.min_relief_m:
+                continue
+            tiles.append((t, float(d)))
+            fine.append(d < 500.0)
+    fine = np.array(fine)
+    if not fine.any() or fine.all():
+        return tiles, np.full(len(tiles), 1.0 / max(len(tiles), 1))
+    p = np.where(fine, cfg.fine_fraction / fine.sum(), (1.0 - cfg.fine_fraction) / (~fine).sum())
+    return tiles, p
+
+
+def render_examples(data_dir: str | Path, out: str | Path, cfg: RenderConfig = RenderConfig(),
+                    *, progress: bool = True) -> Path:
+    """Render ``cfg.examples`` synthetic photos of training tiles into ``out`` (``.npz``:
+    ``image`` uint8 ``(N, h, w, 3)``, ``log_depth`` float16 ``(N, h, w)`` = ln(ray distance in
+    metres), NaN for sky, ``terrain`` bool, ``meta`` JSON strings)."""
+    from pixels2peaks.camera import Heightfield, RandomCameraRanges, random_camera, random_shading, render_image
+
+    tiles, probs = _tiles(data_dir, cfg)
+    if not tiles:
+        raise InputError(f"no training tiles in {data_dir}")
+    rng = np.random.default_rng(cfg.seed)
+    n, h, w = cfg.examples, cfg.height, cfg.width
+    images = np.zeros((n, h, w, 3), np.uint8)
+    logd = np.full((n, h, w), np.nan, np.float16)
+    terrain = np.zeros((n, h, w), bool)
+    meta: list[str] = []
+    ranges = RandomCameraRanges(width=w, height=h, fov_x_deg=cfg.fov_x_deg, pitch_deg=cfg.pitch_deg,
+                                agl_cells=cfg.agl_cells, candidates=cfg.candidates)
+    t0 = time.time()
+    i = 0
+    while i < n:
+        k = int(rng.choice(len(tiles), p=probs))
+        z, dx = tiles[k]
+        z = np.rot90(z, int(rng.integers(4))).copy()
+        seed = int(rng.integers(2**31))
+        try:
+            hf = Heightfield(z, dx)
+            cam = random_camera(hf, seed, ranges)
+            sh = random_shading(seed)
+            haze = None if rng.random() < cfg.auto_haze_fraction else float(math.exp(rng.uniform(*np.log(cfg.haze_m))))
+            sh = replace(sh, haze_m=haze, snow=float(rng.uniform(0.0, 1.0)),
+                         exposure=float(rng.uniform(1.0, 1.9)))
+            img, res = render_image(hf, cam, sh, antialias=cfg.antialias)
+        except InputError:
+            continue
+        if res.hit.mean() < 0.2:
+            continue
+        images[i] = img
+        d = np.where(res.hit, res.depth, np.nan)
+        logd[i] = np.log(np.maximum(d, 1e-3)).astype(np.float16)
+        terrain[i] = res.hit
+        meta.append(json.dumps({"tile": k, "dx_m": dx, "seed": seed, "camera": cam.to_dict(),
+                                "haze_m": haze}))
+        i += 1
+        if progress and (i % 50 == 0 or i == n):
+            el = time.time() - t0
+            print(f"rendered {i}/{n} ({el:.0f} s, {el / i:.2f} s each)", flush=True)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez(tmp, image=images, log_depth=logd, terrain=terrain, meta=np.array(meta),
+             config=json.dumps(asdict(cfg)), source=str(data_dir))
+    tmp.replace(out)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# training
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training of :class:`pixels2peaks.perception.depth_net.DepthNet`."""
+
+    minutes: float = 25.0
+    batch: int = 12
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    grad_weight: float = 0.5
+    sky_weight: float = 0.3
+    val_fraction: float = 0.05
+    seed: int = 0
+    threads: int = 1
+
+
+def _augment(rng: np.random.Generator, img: np.ndarray, logd: np.ndarray, terr: np.ndarray,
+             size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random aspect-changing crop resized to ``size`` (w, h), flip, photometric jitter."""
+    from scipy.ndimage import gaussian_filter, map_coordinates
+
+    h, w = img.shape[:2]
+    ow, oh = size
+    cw = int(rng.uniform(0.6, 1.0) * w)
+    ch = int(np.clip(cw * (h / w) * math.exp(rng.uniform(-0.35, 0.35)), 0.5 * h, h))
+    c0 = int(rng.integers(0, w - cw + 1))
+    r0 = int(rng.integers(0, h - ch + 1))
+    rr = r0 + (np.arange(oh) + 0.5) * ch / oh - 0.5
+    cc = c0 + (np.arange(ow) + 0.5) * cw / ow - 0.5
+    if rng.random() < 0.5:
+        cc = cc[::-1]
+    R, C = np.meshgrid(rr, cc, indexing="ij")
+    x = np.stack([map_coordinates(img[..., k].astype(np.float32) / 255.0, [R, C], order=1, mode="nearest")
+                  for k in range(3)], -1)
+    Ri, Ci = np.rint(R).astype(int).clip(0, h - 1), np.rint(C).astype(int).clip(0, w - 1)
+    ld = logd[Ri, Ci].astype(np.float32)
+    tm = terr[Ri, Ci]
+    # photometric: per-channel gain, gamma, contrast, saturation, blur, noise
+    gain = np.exp(rng.normal(0.0, 0.12, 3))
+    x = np.clip(x * gain, 0, 1) ** math.exp(rng.normal(0.0, 0.2))
+    grey = x.mean(-1, keepdims=True)
+    x = grey + (x - grey) * math.exp(rng.normal(0.0, 0.25))
+    x = grey.mean() + (x - grey.mean()) * math.exp(rng.normal(0.0, 0.2))
+    if rng.random() < 0.3:
+        x = gaussian_filter(x, (rng.uniform(0.3, 1.0),) * 2 + (0,))
+    x = x + rng.normal(0.0, rng.uniform(0.0, 0.02), x.shape)
+    return np.clip(x, 0, 1).astype(np.float32), ld, tm
+
+
+def _losses(pred_logd, pred_sky, logd, terr, grad_weight: float, sky_weight: float):
+    import torch
+    import torch.nn.functional as F
+
+    valid = torch.isfinite(logd) & terr
+    tgt = torch.where(valid, logd, torch.zeros_like(logd))
+    vf = valid.float()
+    n = vf.sum(dim=(1, 2, 3)).clamp(min=1.0)
+    diff = (pred_logd - tgt) * vf
+    mean = diff.sum(dim=(1, 2, 3)) / n
+    si = ((diff * diff).sum(dim=(1, 2, 3)) / n - mean * mean).mean()  # scale-invariant (lambda = 1)
+    g = pred_logd.new_zeros(())
+    d = (pred_logd - tgt - mean[:, None, None, None]) * vf
+    v = vf
+    for _ in range(3):
+        gx = (d[..., :, 1:] - d[..., :, :-1]).abs() * v[..., :, 1:] * v[..., :, :-1]
+        gy = (d[..., 1:, :] - d[..., :-1, :]).abs() * v[..., 1:, :] * v[..., :-1, :]
+        g = g + (gx.sum() + gy.sum()) / v.sum().clamp(min=1.0)
+        d, v = F.avg_pool2d(d, 2), (F.avg_pool2d(v, 2) > 0.99).float()
+        d = d * v
+    bce = F.binary_cross_entropy_with_logits(pred_sky, (~terr).float())
+    return si + grad_weight * g + sky_weight * bce, {"si": float(si.detach()), "grad": float(g.detach()), "bce": float(bce.detach())}
+
+
+def train(data: str | Path, out_stem: str | Path, cfg: TrainConfig = TrainConfig(),
+          net_cfg=None, *, init: str | Path | None = None, progress: bool = True) -> dict:
+    """Train on the rendered examples for ``cfg.minutes`` wall-clock minutes; write
+    ``out_stem.safetensors`` + ``out_stem.json`` (network config, training config, data, metrics).
+    ``init``: stem of earlier weights to continue from (their network config is used)."""
+    import torch
+
+    from pixels2peaks.perception.depth_net import DepthNet, DepthNetConfig, save_depth_net
+
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    f = np.load(data)
+    images, logd, terr = f["image"], f["log_depth"], f["terrain"]
+    n = len(images)
+    idx = rng.permutation(n)
+    nv = max(1, int(round(cfg.val_fraction * n)))
+    val, tr = idx[:nv], idx[nv:]
+    prior_card = None
+    if init is not None:
+        from pixels2peaks.perception.depth_net import load_depth_net
+
+        net, prior_card = load_depth_net(init)
+        ncfg = net.cfg
+    else:
+        ncfg = net_cfg or DepthNetConfig()
+        net = DepthNet(ncfg)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    size = (ncfg.width, ncfg.height)
+
+    def batch(ids, augment=True):
+        xs, ds, ts = [], [], []
+        for j in ids:
+            if augment:
+                x, d, t = _augment(rng, images[j], logd[j], terr[j], size)
+            else:
+                x, d, t = _augment(np.random.default_rng(int(j)), images[j], logd[j], terr[j], size)
+            xs.append(x), ds.append(d), ts.append(t)
+        x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous()
+        d = torch.from_numpy(np.stack(ds))[:, None]
+        t = torch.from_numpy(np.stack(ts))[:, None]
+        return x, d, t
+
+    vx, vd, vt = batch(val, augment=False)
+    budget = cfg.minutes * 60.0
+    t0 = time.time()
+    step, hist = 0, []
+    total_steps_est = None
+    while True:
+        el = time.time() - t0
+        if el > budget:
+            break
+        if step == 50:
+            total_steps_est = int(budget / (el / 50))
+        frac = el / budget
+        lr = cfg.lr * (min(1.0, step / 100) * 0.5 * (1 + math.cos(math.pi * frac)))
+        for gp in opt.param_groups:
+            gp["lr"] = lr
+        x, d, t = batch(rng.choice(tr, cfg.batch, replace=False))
+        net.train()
+        ld, sky = net(x)
+        loss, parts = _losses(ld, sky, d, t, cfg.grad_weight, cfg.sky_weight)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if progress and step % 100 == 0:
+            net.eval()
+            with torch.no_grad():
+                vl, vp = _losses(*net(vx), vd, vt, cfg.grad_weight, cfg.sky_weight)
+            hist.append({"step": step, "seconds": round(time.time() - t0, 1), "train": parts,
+                         "val_loss": float(vl), "val": vp})
+            print(f"step {step} ({time.time() - t0:.0f} s, ~{total_steps_est} total) loss {float(loss):.4f} "
+                  f"val {float(vl):.4f} si {vp['si']:.4f} bce {vp['bce']:.4f}", flush=True)
+    net.eval()
+    with torch.no_grad():
+        vl, vp = _losses(*net(vx), vd, vt, cfg.grad_weight, cfg.sky_weight)
+    card = {
+        "format": "pixels2peaks.depth_net/1",
+        "net": asdict(ncfg),
+        "train": asdict(cfg),
+        "data": {"file": str(data), "examples": int(n), "val_examples": int(nv),
+                 "render": json.loads(str(f["config"])), "source": str(f["source"])},
+        "steps": step + (prior_card or {}).get("steps", 0),
+        "minutes": round((time.time() - t0) / 60.0 + (prior_card or {}).get("minutes", 0.0), 2),
+        "stages": [*(prior_card or {}).get("stages", []),
+                   {"steps": step, "minutes": round((time.time() - t0) / 60.0, 2), "lr": cfg.lr,
+                    "init": str(init) if init else None}],
+        "final_val": {"loss": float(vl), **vp},
+        "history": hist[-20:],
+        "parameters": int(sum(p.numel() for p in net.parameters())),
+    }
+    save_depth_net(net, out_stem, card)
+    return card
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m pixels2peaks.training.perception_depth")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("render", help="render synthetic training photos")
+    r.add_argument("data_dir")
+    r.add_argument("-o", "--out", required=True)
+    r.add_argument("--examples", type=int, default=RenderConfig.examples)
+    r.add_argument("--seed", type=int, default=0)
+    t = sub.add_parser("train", help="train the network")
+    t.add_argument("data")
+    t.add_argument("-o", "--out", required=True, help="output stem (.safetensors/.json added)")
+    t.add_argument("--minutes", type=float, default=TrainConfig.minutes)
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--lr", type=float, default=TrainConfig.lr)
+    t.add_argument("--init", default=None, help="stem of weights to continue from")
+    a = ap.parse_args(argv)
+    import numba
+    import torch
+
+    if a.cmd == "render":
+        numba.set_num_threads(1)
+        render_examples(a.data_dir, a.out, RenderConfig(examples=a.examples, seed=a.seed))
+    else:
+        torch.set_num_threads(a.threads)
+        card = train(a.data, a.out, TrainConfig(minutes=a.minutes, threads=a.threads, lr=a.lr), init=a.init)
+        print(json.dumps(card["final_val"]))
+
+
+if __name__ == "__main__":
+    main()
