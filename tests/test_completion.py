@@ -115,6 +115,8 @@ def results(tiny):
         "full": complete(z_v, m, zmax, 60.0, FAST, model=tiny, progress=lambda *a: calls.append(a)),
         "full_again": complete(z_v, m, zmax, 60.0, FAST, model=tiny),
         "other_seed": complete(z_v, m, zmax, 60.0, FAST.replace(seed=1), model=tiny),
+        "noproj": complete(z_v, m, zmax, 60.0, FAST.replace(polish=PolishConfig(ts=(0.05, 0.02), final_projection=False)),
+                           model=tiny),
     }
     out["calls"] = calls
     return out
@@ -150,6 +152,18 @@ def test_same_seed_same_heightmap(results):
     assert not np.array_equal(results["full"].z, results["other_seed"].z)
 
 
+def test_stages_of_a_full_run_are_the_shorter_runs(results):
+    """benchmarks/ablation.py reads the no-polishing and no-final-projection configurations off the
+    full run: its main diffusion must be the no-polishing run and its map before the final
+    projection the run without it, bit for bit (same seed, generator and tile shifts)."""
+    full, nopolish, noproj = results["full"], results["nopolish"], results["noproj"]
+    assert np.array_equal(full.z_main, nopolish.z)
+    assert full.z_before_projection is not None and nopolish.z_before_projection is None
+    assert noproj.z_before_projection is None
+    assert np.array_equal(full.z_before_projection, noproj.z)
+    assert not np.array_equal(full.z, noproj.z)  # the projection did something (early tiny prior)
+
+
 def test_progress_reports_every_step(results):
     calls = results["calls"]
     assert calls[0][1] == 0
@@ -159,13 +173,14 @@ def test_progress_reports_every_step(results):
 
 
 def test_config_round_trip_and_validation():
-    c = FAST.replace(guidance=GuidanceWeights(hyd=3.0))
+    c = FAST.replace(guidance=GuidanceWeights(hyd=3.0), geo_factors=(2, 1), geo_mask="soft")
     d = json.loads(json.dumps(c.to_dict()))
     assert CompletionConfig.from_dict(d) == c
     with pytest.raises(InputError):
         CompletionConfig.from_dict({"nope": 1})
     for bad in (dict(steps=0), dict(t_start=0.0), dict(init="x"), dict(gradient_mode="x"), dict(device="tpu"),
-                dict(hyd_method="x"), dict(geo_curvature="x")):
+                dict(hyd_method="x"), dict(geo_curvature="x"), dict(geo_mask="x"), dict(geo_factors=(2,)),
+                dict(geo_factors=(0, 2)), dict(geo_factors=(2.5, 2))):
         with pytest.raises(InputError):
             CompletionConfig(**bad)
     with pytest.raises(InputError):

@@ -10,6 +10,7 @@ from pixels2peaks.diffusion.guidance import (
     CompletionLoss,
     GuidanceWeights,
     Guided,
+    geo_masks,
     geomorph_loss,
     guided,
     hydrology_loss,
@@ -56,16 +57,79 @@ def test_geomorph_loss_matches_statistics():
     rough = torch.randn(1, 1, N, N, generator=g)
     known = torch.zeros(1, 1, N, N)
     known[..., : N // 2] = 1
-    smooth_unknown = torch.where(known > 0, rough, torch.zeros_like(rough))
+    smooth_unknown = torch.where(known > 0, rough, 0.05 * rough)
     l_bad = geomorph_loss(smooth_unknown, known, factor=2)
     assert float(l_bad) > 1e-3
     assert float(geomorph_loss(rough, known, factor=2)) < 0.2 * float(l_bad)
     x = smooth_unknown.clone().requires_grad_(True)
     (gr,) = torch.autograd.grad(geomorph_loss(x, known, factor=2), x)
-    # stop-gradient on the known statistics: known cells away from the soft mask edge get ~none
+    # stop-gradient on the known statistics: known cells away from the seam get ~none
     assert float(gr[..., : N // 2 - 8].abs().max()) < 1e-3 * float(gr[known == 0].abs().max())
     with pytest.raises(InputError):
         geomorph_loss(rough, known, curvature="nope")
+
+
+def test_geo_masks_binary_keeps_pure_cells_only():
+    """Binary M_sigma: coarse cells whose 3 x 3 stencil has a fully known (unknown) Gaussian +
+    block support, outer ring excluded; oracle: scipy's Gaussian filter (same radius 3 sigma, edge
+    replication), a numpy block mean and scipy's binary erosion."""
+    from scipy.ndimage import binary_erosion, gaussian_filter
+
+    rng = np.random.default_rng(0)
+    m = np.zeros((N, N), np.float32)
+    m[:, : N // 2] = 1
+    flip = rng.random((N, N)) < 0.02  # a few isolated flips
+    m[flip] = 1 - m[flip]
+    m[3, 20] = 1
+    for f in (1, 2, 4):
+        blur = gaussian_filter(m.astype(np.float64), f / 2, mode="nearest", truncate=3.0) if f > 1 else m
+        frac = blur.reshape(N // f, f, N // f, f).mean(axis=(1, 3))
+        ring = np.zeros_like(frac, bool)
+        ring[1:-1, 1:-1] = True
+        k, u = (w[0, 0].numpy() for w in geo_masks(torch.from_numpy(m)[None, None], f))
+        er = dict(structure=np.ones((3, 3), bool), border_value=1)
+        np.testing.assert_array_equal(k > 0, binary_erosion(frac >= 1 - 1e-3, **er) & ring)
+        np.testing.assert_array_equal(u > 0, binary_erosion(frac <= 1e-3, **er) & ring)
+        assert not (k * u).any() and (f == 4 or (k.sum() > 0 and u.sum() > 0))  # 2 % flips spoil f = 4
+        ks, us = geo_masks(torch.from_numpy(m)[None, None], f, "soft")
+        torch.testing.assert_close(ks + us, torch.ones_like(ks))
+    with pytest.raises(InputError):
+        geo_masks(torch.from_numpy(m)[None, None], 2, "nope")
+
+
+def test_geomorph_loss_binary_mask_ignores_the_seam():
+    """Lifting the unknown side by a cliff changes only the seam: the binary-mask loss does not
+    change at all, the soft mask counts the cliff's slopes in its expectations."""
+    field = torch.randn(1, 1, N, N, generator=torch.Generator().manual_seed(1))
+    known = torch.zeros(1, 1, N, N)
+    known[..., : N // 2] = 1
+    cliff = field + 20.0 * (1 - known)
+    kw = dict(factor=2, lambda_s=1.0, lambda_c=1.0)
+    binary = [float(geomorph_loss(z, known, **kw)) for z in (field, cliff)]
+    soft = [float(geomorph_loss(z, known, mask="soft", **kw)) for z in (field, cliff)]
+    assert binary[1] == pytest.approx(binary[0], rel=1e-5, abs=1e-9)
+    assert abs(soft[1] - soft[0]) > 10 * abs(binary[1] - binary[0]) + 1e-3 * soft[0]
+    # a region without any pure cell: nothing to compare, zero loss (and a zero gradient)
+    x = cliff.clone().requires_grad_(True)
+    stripes = torch.zeros(1, 1, N, N)
+    stripes[..., ::2, :] = 1
+    loss = geomorph_loss(x, stripes, factor=2)
+    (g,) = torch.autograd.grad(loss, x)
+    assert float(loss.detach()) == 0.0 and float(g.abs().max()) == 0.0
+
+
+def test_completion_loss_geo_statistics_at_their_own_scales():
+    rough = torch.randn(1, 1, N, N, generator=torch.Generator().manual_seed(2))
+    known = torch.zeros(1, 1, N, N)
+    known[..., : N // 2] = 1
+    x = torch.where(known > 0, rough, 0.2 * rough)
+    w = GuidanceWeights(hyd=0, geo=1.0, view=0, lambda_s=2.0, lambda_c=3.0)
+    t = CompletionLoss(known, w, geo_factors=(4, 2)).terms(x)
+    torch.testing.assert_close(t["geo_slope"], geomorph_loss(x, known, factor=4, lambda_s=2.0, lambda_c=0.0))
+    torch.testing.assert_close(t["geo_curv"], geomorph_loss(x, known, factor=2, lambda_s=0.0, lambda_c=3.0))
+    torch.testing.assert_close(t["geo"], t["geo_slope"] + t["geo_curv"])
+    same = CompletionLoss(known, w, factor=2).terms(x)
+    torch.testing.assert_close(same["geo"], geomorph_loss(x, known, factor=2, lambda_s=2.0, lambda_c=3.0))
 
 
 def test_view_loss_only_penalises_occluded_cells_above_bound():

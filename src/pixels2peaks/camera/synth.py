@@ -64,6 +64,11 @@ class RandomCameraRanges:
     agl_cells: tuple[float, float] = (0.5, 3.0)
     candidates: int = 40
     margin: float = 0.08
+    #: if set, the share of the grid's cells a candidate sees (estimated from a 128-pixel-wide
+    #: probe render on a 4x coarser grid) should fall in this range; candidates outside it are
+    #: penalised by ``seen_weight`` per unit of distance to the range. ``None``: not scored.
+    seen_fraction: tuple[float, float] | None = None
+    seen_weight: float = 20.0
 
 
 def _score(res: RenderResult, dirs_z: np.ndarray, diag_m: float, dx: float) -> float:
@@ -80,6 +85,14 @@ def _score(res: RenderResult, dirs_z: np.ndarray, diag_m: float, dx: float) -> f
     sky = 1.0 - terrain - void
     return (-8.0 * void - 2.5 * abs(terrain - 0.62) + 1.5 * min(med / (0.2 * diag_m), 1.0)
             - 3.0 * near - 2.0 * max(0.08 - sky, 0.0) / 0.08)
+
+
+def _seen_share(res: RenderResult, shape: tuple[int, int], dx: float, k: int = 4) -> float:
+    """Share of the grid's cells seen by a probe render, estimated on a ``k`` times coarser grid
+    (a sparse probe leaves gaps between its hits on the fine grid)."""
+    h, w = max(1, shape[0] // k), max(1, shape[1] // k)
+    _, seen = project_pointmap(res.pointmap, (h, w), dx * k)
+    return float(seen.mean())
 
 
 def _across(cam: Camera, extent_y: float, extent_x: float) -> float:
@@ -113,7 +126,8 @@ def random_camera(
     Draws ``ranges.candidates`` cameras (uniform position over valid cells away from the border,
     height above ground, FOV, pitch, any yaw), renders each at 64 x 48 and keeps the most
     photo-like (terrain filling about 60 % of the frame with sky above, no holes or grid edge
-    below the horizon, far view). Deterministic for a given ``seed``.
+    below the horizon, far view) and, with ``ranges.seen_fraction``, seeing about that share of
+    the grid (probe 128 pixels wide). Deterministic for a given ``seed``.
     """
     rng = np.random.default_rng(seed)
     h, w = hf.shape
@@ -132,7 +146,7 @@ def random_camera(
     diag = math.hypot(h * dx, w * dx)
     zpad = np.pad(np.where(valid, hf.z, -np.inf), 1, mode="edge")
     best, best_score = None, -math.inf
-    small = (64, 48)
+    small = (64 if ranges.seen_fraction is None else 128, 48)
     for _ in range(max(1, int(ranges.candidates))):
         i, j = cells[rng.integers(len(cells))]
         x = (j + rng.uniform(0.2, 0.8)) * dx
@@ -157,6 +171,10 @@ def random_camera(
         u, v = probe.pixel_centres()
         score = _score(res, probe.pixel_to_ray(u, v)[..., 2], diag, dx)
         score += 1.5 * min(_across(cam, h * dx, w * dx) / (0.35 * diag), 1.0)
+        if ranges.seen_fraction is not None:
+            lo, hi = ranges.seen_fraction
+            f = _seen_share(res, (h, w), dx)
+            score -= ranges.seen_weight * max(lo - f, f - hi, 0.0)
         if score > best_score:
             best, best_score = cam, score
     if best is None:

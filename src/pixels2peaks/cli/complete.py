@@ -44,18 +44,25 @@ def _read_mask(path: Path, shape: tuple[int, int]):
     return a > 127
 
 
+def hillshade_rgb(z, known, dx_m: float, z_factor: float = 1.0):
+    """``(H, W, 3)`` float RGB in [0, 1]: hillshade of ``z`` (metres, heights scaled by
+    ``z_factor``), visible cells grey, synthesized cells taupe (as in the paper's figures)."""
+    import numpy as np
+
+    from pixels2peaks.terrain.attributes import hillshade
+
+    shade = 0.2 + 0.8 * hillshade(np.asarray(z, np.float64) * float(z_factor), dx_m)
+    grey, taupe = np.array([1.0, 1.0, 1.0]), np.array([1.0, 0.86, 0.72])
+    return shade[..., None] * np.where(np.asarray(known, bool)[..., None], grey, taupe)
+
+
 def _hillshade_png(z, known, dx_m, path: Path) -> None:
-    """Hillshade; visible cells grey, synthesized cells taupe (as in the paper's figures)."""
     import numpy as np
     from PIL import Image
 
     from pixels2peaks.io import atomic_path
-    from pixels2peaks.terrain.attributes import hillshade
 
-    shade = 0.2 + 0.8 * hillshade(np.asarray(z, np.float64), dx_m)
-    grey, taupe = np.array([1.0, 1.0, 1.0]), np.array([1.0, 0.86, 0.72])
-    rgb = shade[..., None] * np.where(known[..., None], grey, taupe)
-    img = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+    img = Image.fromarray((np.clip(hillshade_rgb(z, known, dx_m), 0, 1) * 255).astype(np.uint8))
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
 

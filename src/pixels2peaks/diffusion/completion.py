@@ -85,7 +85,9 @@ class CompletionConfig:
     gradient_mode: str = "x0"
     hyd_method: str = "breach"
     hyd_factor: int = 2
+    geo_factors: tuple[int, int] = (4, 2)
     geo_curvature: str = "abs"
+    geo_mask: str = "binary"
     kappa_max: float = 2.0
     repaint_t_min: float = 0.05
     tile_cells: int = 256
@@ -117,6 +119,12 @@ class CompletionConfig:
             raise InputError(f"geo_curvature must be 'abs' or 'signed', got {self.geo_curvature!r}")
         if self.hyd_factor < 1:
             raise InputError(f"hyd_factor must be >= 1, got {self.hyd_factor}")
+        gf = tuple(self.geo_factors)
+        if len(gf) != 2 or any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in gf):
+            raise InputError(f"geo_factors must be two integers >= 1 (slope, curvature), got {self.geo_factors!r}")
+        object.__setattr__(self, "geo_factors", gf)
+        if self.geo_mask not in ("binary", "soft"):
+            raise InputError(f"geo_mask must be 'binary' or 'soft', got {self.geo_mask!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if not 0.0 <= self.repaint_t_min <= 1.0:
@@ -125,6 +133,7 @@ class CompletionConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["polish"]["ts"] = list(d["polish"]["ts"])
+        d["geo_factors"] = list(d["geo_factors"])
         return d
 
     @classmethod
@@ -157,6 +166,8 @@ class CompletionResult:
     profile: dict[str, dict[str, float]]
     upsample: int = 1
     history: list[dict] = field(default_factory=list)
+    #: the polished map before the final projection (``PolishConfig.final_projection``), else None
+    z_before_projection: np.ndarray | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -292,7 +303,7 @@ class _Walker:
     """Builds the guided tiled denoiser for one grid and runs RePaint-anchored DDIM walks."""
 
     def __init__(self, model, cfg: CompletionConfig, *, dx_m, z_ref, known, z_known, z_max, tile_seed,
-                 generator, profiler, history):
+                 generator, profiler, history, repaint_t_min):
         self.cfg = cfg
         self.device = next(model.parameters()).device
         self.norm = model.cfg.normalization(dx_m, z_ref)
@@ -314,14 +325,14 @@ class _Walker:
         self.guided = None
         if cfg.guidance.active:
             self.loss = CompletionLoss(
-                known_t, cfg.guidance, z_max=zmax_n, factor=cfg.hyd_factor, hyd_method=cfg.hyd_method,
-                curvature=cfg.geo_curvature, profiler=profiler,
+                known_t, cfg.guidance, z_max=zmax_n, factor=cfg.hyd_factor, geo_factors=cfg.geo_factors,
+                hyd_method=cfg.hyd_method, curvature=cfg.geo_curvature, geo_mask=cfg.geo_mask, profiler=profiler,
             )
             self.guided = guided(self.tiled, self.loss, cfg.guidance.scale, cfg.gradient_mode,
                                  kappa_max=cfg.kappa_max, profiler=profiler)
             self.guided.history = history
             self.denoiser = self.guided
-        self.hook = RePaint(zk_n, known_t, self.abar, cfg.repaint_t_min)
+        self.hook = RePaint(zk_n, known_t, self.abar, repaint_t_min)
 
     def walk(self, z_m: np.ndarray | None, t_start: float, steps: int, on_step) -> np.ndarray:
         ts = walk_timesteps(self.T, t_start, steps)
@@ -413,7 +424,8 @@ def complete(
     # 2. guided tiled diffusion at the input grid
     t0 = time.perf_counter()
     walker = _Walker(model, cfg, dx_m=dx, z_ref=z_ref, known=m_v, z_known=z_v, z_max=zm,
-                     tile_seed=np.random.default_rng(s_tile_main), generator=gen, profiler=profiler, history=history)
+                     tile_seed=np.random.default_rng(s_tile_main), generator=gen, profiler=profiler, history=history,
+                     repaint_t_min=cfg.repaint_t_min)
     z_main = walker.walk(None if cfg.init == "noise" else z_init, t_start, cfg.steps, tick("diffusion"))
     if cfg.paste_known:
         z_main = np.where(m_v, z_v, z_main)
@@ -421,7 +433,7 @@ def complete(
 
     # 3. polishing at dx / u
     z_out, dx_out, known_out, u = z_main, dx, m_v, 1
-    proj_change = None
+    proj_change = z_unprojected = None
     if pol.enabled and pol.ts:
         t0 = time.perf_counter()
         u = int(pol.upsample)
@@ -432,7 +444,7 @@ def complete(
         z_up = upsample_bicubic(z_main, u)
         pwalker = _Walker(model, cfg, dx_m=dx_out, z_ref=z_ref, known=known_out, z_known=ref, z_max=zm_out,
                           tile_seed=np.random.default_rng(s_tile_polish), generator=gen, profiler=profiler,
-                          history=history)
+                          history=history, repaint_t_min=pol.repaint_t_min)
         cb = tick("polish")
         last = [None]
         z_out = polish(
@@ -443,6 +455,7 @@ def complete(
         )
         if pol.final_projection and last[0] is not None:
             proj_change = np.abs(z_out - last[0])
+            z_unprojected = last[0] if not cfg.paste_known else np.where(known_out, ref, last[0])
         if cfg.paste_known:
             z_out = np.where(known_out, ref, z_out)
         timings["polish_s"] = time.perf_counter() - t0
@@ -472,4 +485,5 @@ def complete(
         profile=profiler.to_dict(),
         upsample=u,
         history=history,
+        z_before_projection=None if z_unprojected is None else z_unprojected.astype(np.float32),
     )

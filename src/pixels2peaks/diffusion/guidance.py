@@ -9,7 +9,7 @@ works at every ``dx`` (see ``docs/guided-completion.md`` for the rescaling of th
 * :func:`hydrology_loss` (Eq. 7): ``E[(D(x0) - sg[H(D(x0))])^2]``, ``H`` = breaching (default) or
   filling (the paper's Fig. 10h option), ``D`` = Gaussian smoothing + downsampling.
 * :func:`geomorph_loss` (Eq. 8): squared differences between the mean slope / curvature of the
-  unknown and (stop-gradient) known cells of ``D(x0)``.
+  unknown and (stop-gradient) known cells of ``D(x0)`` (binary ``M_sigma``, :func:`geo_masks`).
 * :func:`view_loss` (Eq. 9): ``E_{1-M}[ReLU(x0 - sg Z_max)^2]``.
 * :class:`CompletionLoss`: the weighted composite ``L_guide`` (Eq. 5) with per-cell weights.
 * :func:`guided` wraps a denoiser so its ``eps`` follows Eq. 6 (sign chosen so that the guide
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 
 from pixels2peaks.diffusion.sampling import Denoiser, Profiler, section
 from pixels2peaks.errors import InputError
@@ -35,6 +36,7 @@ __all__ = [
     "geomorph_loss",
     "view_loss",
     "masked_mean",
+    "geo_masks",
     "GuidanceWeights",
     "CompletionLoss",
     "Guided",
@@ -45,6 +47,9 @@ __all__ = [
 GRADIENT_MODES = ("x0", "unet")
 HydMethod = Literal["breach", "fill"]
 CurvatureMode = Literal["abs", "signed"]
+GeoMask = Literal["binary", "soft"]
+#: a coarse cell of ``D(M)`` is "pure" known / unknown when its known fraction is within this of 1 / 0
+PURE_TOL = 1e-3
 
 #: stand-in for an unbounded Z_max (inf would give inf - inf = NaN in some code paths)
 UNBOUNDED = 1e6
@@ -72,6 +77,31 @@ def hydrology_loss(
     return ((d - target) ** 2).mean()
 
 
+def geo_masks(known: torch.Tensor, factor: int, mask: GeoMask = "binary") -> tuple[torch.Tensor, torch.Tensor]:
+    """Expectation weights ``(M_sigma, 1 - M_sigma)`` of Eq. 8 at the resolution of ``D(x0)``.
+
+    ``"binary"`` (default): the paper's binary ``M_sigma``; a coarse cell counts as known (unknown)
+    when the whole support of its slope / curvature stencil is known (unknown): its 3 x 3 coarse
+    neighbourhood is, after ``D``, made of known (unknown) cells only. The seam cells mixing both
+    and the outer ring (one-sided differences) are in neither expectation: their slope and
+    curvature belong to the seam, not to either region, and a striped camera mask is mostly seam.
+    ``"soft"``: the known fraction ``D(M)`` and its complement as weights (every cell counts in
+    both).
+    """
+    ms = downsample_smooth(known.to(torch.float32), factor).clamp(0.0, 1.0)
+    if mask == "soft":
+        return ms, 1.0 - ms
+    if mask != "binary":
+        raise InputError(f"geo mask must be 'binary' or 'soft', got {mask!r}")
+    inner = torch.zeros_like(ms)
+    inner[..., 1:-1, 1:-1] = 1.0
+
+    def pure(p: torch.Tensor) -> torch.Tensor:  # erode by the 3 x 3 stencil
+        return 1.0 - F.max_pool2d(1.0 - p.to(ms.dtype), 3, stride=1, padding=1)
+
+    return pure(ms >= 1.0 - PURE_TOL) * inner, pure(ms <= PURE_TOL) * inner
+
+
 def geomorph_loss(
     x0: torch.Tensor,
     known: torch.Tensor,
@@ -80,29 +110,29 @@ def geomorph_loss(
     lambda_s: float = 1.0,
     lambda_c: float = 1.0,
     curvature: CurvatureMode = "abs",
+    mask: GeoMask = "binary",
     relative: bool = False,
 ) -> torch.Tensor:
     """Eq. 8 on ``D(x0)``: ``lambda_s (E_u[S] - sg E_k[S])^2 + lambda_c (E_u[C] - sg E_k[C])^2``.
 
-    ``known`` is the known-cell mask at the resolution of ``x0`` (1 = known); it is reduced with
-    the same ``D`` to a soft mask ``M_sigma`` (known fraction per coarse cell), and the
-    expectations are weighted by ``M_sigma`` / ``1 - M_sigma``. ``S`` = gradient magnitude,
-    ``C`` = 5-point Laplacian, both with the coarse cell as the length unit. ``curvature="abs"``
-    (default) matches the mean *absolute* Laplacian: the signed mean of the paper's Eq. 8 is a
-    boundary term (the mean Laplacian of a region is its boundary flux over its area), nearly 0
-    for any large region whatever its roughness; ``"signed"`` is the literal Eq. 8.
-    ``relative=True`` divides each difference by the larger of the two means (stop-gradient):
-    unit-free relative mismatches, but the loss is then homogeneous of degree 0 in the heights,
-    so its gradient steps are relatively larger on gentle terrain (not scale-invariant); the
-    default absolute form (degree 2, the literal Eq. 8) changes slopes by the same relative amount
-    at every relief. In normalized units the curvature term is ~10x smaller than the slope term,
-    hence the default ``lambda_c = 10`` of :class:`GuidanceWeights`.
+    ``known`` is the known-cell mask at the resolution of ``x0`` (1 = known); ``D`` =
+    :func:`downsample_smooth` by ``factor``, the expectations use :func:`geo_masks` (``mask``; 0
+    when a region has no cell). ``S`` = gradient magnitude, ``C`` = 5-point Laplacian, both with
+    the coarse cell as the length unit. ``curvature="abs"`` (default) matches the mean *absolute*
+    Laplacian: the signed mean of the paper's Eq. 8 is a boundary term (the mean Laplacian of a
+    region is its boundary flux over its area), nearly 0 for any large region whatever its
+    roughness; ``"signed"`` is the literal Eq. 8. ``relative=True`` divides each difference by the
+    larger of the two means (stop-gradient): unit-free relative mismatches, but the loss is then
+    homogeneous of degree 0 in the heights, so its gradient steps are relatively larger on gentle
+    terrain (not scale-invariant); the default absolute form (degree 2, the literal Eq. 8) changes
+    slopes by the same relative amount at every relief.
     """
     d = downsample_smooth(x0, factor)
-    m = downsample_smooth(known.to(x0.dtype), factor).clamp(0.0, 1.0)
+    m, u = (w.to(x0.dtype) for w in geo_masks(known, factor, mask))
     if m.shape[0] != d.shape[0]:
-        m = m.expand(d.shape[0], -1, -1, -1)
-    u = 1.0 - m
+        m, u = m.expand(d.shape[0], -1, -1, -1), u.expand(d.shape[0], -1, -1, -1)
+    if float(m.sum()) == 0.0 or float(u.sum()) == 0.0:
+        return (x0 * 0.0).sum()  # nothing to compare (keeps the graph for autograd callers)
     s = slope(d, float(factor), unit="tan")
     c = laplacian(d, float(factor))
     if curvature == "abs":
@@ -144,7 +174,7 @@ class GuidanceWeights:
     scale: float = 1.0
     hyd: float = 5.0
     geo: float = 3.0
-    view: float = 3.0
+    view: float = 10.0
     lambda_s: float = 1.0
     lambda_c: float = 10.0
 
@@ -161,13 +191,19 @@ class GuidanceWeights:
 
 
 class CompletionLoss:
-    """``L_guide(x0) = w_hyd N L_hyd + w_geo N_u L_geo + w_view N_u L_view`` (Eq. 5, per-cell).
+    """``L_guide(x0) = w_hyd N L_hyd + w_geo (N_s L_s + N_c L_c) + w_view N_u L_view`` (Eq. 5, per-cell).
 
-    ``N`` = cells of ``x0``, ``N_u`` = unknown cells: each mean is turned into a sum over the cells
-    it averages, so the gradient that reaches one cell does not shrink with the map size (the
-    paper's Table 2 weights are for means over its 1024^2 maps). ``known`` ``(H, W)`` or
+    ``N`` = cells of ``x0``, ``N_u`` = unknown cells, ``N_s`` / ``N_c`` = the cells the unknown
+    expectation of the slope / curvature statistic runs over (``L_geo = L_s + L_c``, Eq. 8; input
+    cells, ``f^2`` per coarse cell): each mean is turned into a sum over the cells it averages, so
+    the gradient that reaches one cell does not shrink with the map size (the paper's Table 2
+    weights are for means over its 1024^2 maps). ``known`` ``(H, W)`` or
     ``(1, 1, H, W)`` mask (1 = known), ``z_max`` the view bound in the same units as ``x0``
-    (``None`` = no view term). ``last`` holds the unweighted per-term means of the latest call.
+    (``None`` = no view term). ``factor``: the ``D_sigma`` of ``L_hyd``; ``geo_factors`` = the
+    ``D_sigma`` factors of the slope and the curvature statistics of ``L_geo`` (default: both
+    ``factor``; :class:`~pixels2peaks.diffusion.completion.CompletionConfig` uses ``(4, 2)``, see
+    ``docs/guided-completion.md``); ``geo_mask``: see :func:`geo_masks`. ``last`` holds the
+    unweighted per-term means of the latest call.
     """
 
     def __init__(
@@ -177,8 +213,10 @@ class CompletionLoss:
         *,
         z_max: torch.Tensor | None = None,
         factor: int = 2,
+        geo_factors: tuple[int, int] | None = None,
         hyd_method: HydMethod = "breach",
         curvature: CurvatureMode = "abs",
+        geo_mask: GeoMask = "binary",
         profiler: Profiler | None = None,
     ) -> None:
         k = known if known.ndim == 4 else known[None, None]
@@ -186,26 +224,36 @@ class CompletionLoss:
         self.z_max = None if z_max is None else (z_max if z_max.ndim == 4 else z_max[None, None]).to(torch.float32)
         self.w = weights
         self.factor = int(factor)
+        self.geo_factors = (self.factor, self.factor) if geo_factors is None else tuple(int(f) for f in geo_factors)
         if hyd_method not in ("breach", "fill"):
             raise InputError(f"hydrology method must be 'breach' or 'fill', got {hyd_method!r}")
         self.hyd_method = hyd_method
         self.curvature = curvature
+        self.geo_mask = geo_mask
+        # per-cell weights of the two L_geo statistics: the number of input cells each unknown
+        # expectation runs over (f^2 per coarse cell; fewer than n_unknown with the binary mask)
+        self.n_geo = {f: float(geo_masks(self.known, f, geo_mask)[1].sum()) * f * f for f in set(self.geo_factors)}
         self.profiler = profiler
         self.n_cells = float(self.known[0, 0].numel())
         self.n_unknown = float((1.0 - self.known[0, 0]).sum())
         self.last: dict[str, float] = {}
 
     def terms(self, x0: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Unweighted per-term means (only the terms with a non-zero weight)."""
+        """Unweighted per-term means (only the terms with a non-zero weight); ``geo`` =
+        ``geo_slope + geo_curv``."""
         known = self.known.to(x0.device)
         out: dict[str, torch.Tensor] = {}
         if self.w.hyd > 0:
             out["hyd"] = hydrology_loss(x0, factor=self.factor, method=self.hyd_method, profiler=self.profiler)
         if self.w.geo > 0 and self.n_unknown > 0 and self.n_unknown < self.n_cells:
-            out["geo"] = geomorph_loss(
-                x0, known, factor=self.factor, lambda_s=self.w.lambda_s, lambda_c=self.w.lambda_c,
-                curvature=self.curvature,
-            )
+            fs, fc = self.geo_factors
+            kw = dict(curvature=self.curvature, mask=self.geo_mask)
+            zero = (x0 * 0.0).sum()
+            out["geo_slope"] = (geomorph_loss(x0, known, factor=fs, lambda_s=self.w.lambda_s, lambda_c=0.0, **kw)
+                                if self.w.lambda_s else zero)
+            out["geo_curv"] = (geomorph_loss(x0, known, factor=fc, lambda_s=0.0, lambda_c=self.w.lambda_c, **kw)
+                               if self.w.lambda_c else zero)
+            out["geo"] = out["geo_slope"] + out["geo_curv"]  # Eq. 8 (each statistic at its own scale)
         if self.w.view > 0 and self.z_max is not None and self.n_unknown > 0:
             out["view"] = view_loss(x0, self.z_max.to(x0.device), known)
         return out
@@ -217,8 +265,9 @@ class CompletionLoss:
             total = x0.new_zeros(())
             if "hyd" in terms:
                 total = total + self.w.hyd * self.n_cells * terms["hyd"]
-            if "geo" in terms:
-                total = total + self.w.geo * self.n_unknown * terms["geo"]
+            if "geo_slope" in terms:
+                fs, fc = self.geo_factors
+                total = total + self.w.geo * (self.n_geo[fs] * terms["geo_slope"] + self.n_geo[fc] * terms["geo_curv"])
             if "view" in terms:
                 total = total + self.w.view * self.n_unknown * terms["view"]
             return total
