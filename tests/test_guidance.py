@@ -132,6 +132,25 @@ def test_completion_loss_geo_statistics_at_their_own_scales():
     torch.testing.assert_close(same["geo"], geomorph_loss(x, known, factor=2, lambda_s=2.0, lambda_c=3.0))
 
 
+@pytest.mark.parametrize("w", [GuidanceWeights(hyd=5, geo=0, view=0), GuidanceWeights(hyd=0, geo=3, view=0),
+                               GuidanceWeights(hyd=0, geo=0, view=5)])
+def test_guidance_is_equivariant_under_height_scaling(w):
+    """Every term is 2-homogeneous in the heights, so grad L(k x) = k grad L(x): the guided x0 step
+    scales with the heights and the weights mean the same in any normalized units (e.g. the per-dx
+    height scale s(dx) of prior v2 needs no gain)."""
+    z = torch.from_numpy(np.cumsum(np.random.default_rng(3).normal(size=(N, N)), axis=1).astype(np.float32))[None, None]
+    known = torch.zeros(N, N)
+    known[:, : N // 2] = 1
+    zmax = torch.where(known > 0, z[0, 0], z[0, 0].mean())
+    grads = []
+    for k in (1.0, 4.0):
+        x = (k * z).clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(CompletionLoss(known, w, z_max=k * zmax, geo_factors=(4, 2))(x), x)
+        grads.append(g)
+    assert float(grads[0].abs().max()) > 0
+    torch.testing.assert_close(grads[1], 4.0 * grads[0], rtol=1e-4, atol=1e-6 * float(grads[0].abs().max()))
+
+
 def test_view_loss_only_penalises_occluded_cells_above_bound():
     x = torch.zeros(1, 1, 4, 4)
     x[..., 0, 0] = 3.0  # known cell above the bound: ignored

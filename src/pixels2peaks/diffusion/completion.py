@@ -444,7 +444,7 @@ def complete(
         z_up = upsample_bicubic(z_main, u)
         pwalker = _Walker(model, cfg, dx_m=dx_out, z_ref=z_ref, known=known_out, z_known=ref, z_max=zm_out,
                           tile_seed=np.random.default_rng(s_tile_polish), generator=gen, profiler=profiler,
-                          history=history, repaint_t_min=pol.repaint_t_min)
+                          history=history, repaint_t_min=cfg.repaint_t_min)
         cb = tick("polish")
         last = [None]
         z_out = polish(

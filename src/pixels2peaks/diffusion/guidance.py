@@ -174,7 +174,7 @@ class GuidanceWeights:
     scale: float = 1.0
     hyd: float = 5.0
     geo: float = 3.0
-    view: float = 10.0
+    view: float = 5.0
     lambda_s: float = 1.0
     lambda_c: float = 10.0
 

@@ -57,13 +57,9 @@ class PolishConfig:
     steps: int = 1
     breach_factor: int = 2
     final_projection: bool = True
-    #: RePaint (Eq. 3) re-injects the known cells before every polishing step with t >= this
-    repaint_t_min: float = 0.05
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ts", tuple(float(t) for t in self.ts))
-        if not 0.0 <= self.repaint_t_min <= 1.0:
-            raise InputError(f"polish repaint_t_min must be in [0, 1], got {self.repaint_t_min}")
         if self.upsample < 1 or self.breach_factor < 1:
             raise InputError("polish upsample and breach_factor must be >= 1")
         if self.steps < 1:
