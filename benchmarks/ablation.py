@@ -428,7 +428,7 @@ def write_panels(cases, outputs, path, tile=192):
     ``sqrt(dx / 30 m)``; columns whose configuration was not run are left blank."""
     from PIL import Image, ImageDraw
 
-    from pixels2peaks.cli.complete import hillshade_rgb
+    from pixels2peaks.evaluation.previews import hillshade_rgb
     from pixels2peaks.io import atomic_path
 
     gap, head = 3, 16

@@ -22,7 +22,7 @@ from pixels2peaks.diffusion.completion import CompletionConfig, PolishConfig
 from pixels2peaks.diffusion.model import PriorConfig, TerrainPrior, save_prior
 from pixels2peaks.perception.geometry import ReconstructOptions
 from pixels2peaks.perception.pipeline import VisibleOptions
-from pixels2peaks.pipeline import outputs as outputs_mod
+from pixels2peaks.io import write as write_mod
 from pixels2peaks.pipeline import run as run_mod
 from pixels2peaks.pipeline.outputs import RUN_FILES, write_run
 from pixels2peaks.pipeline.run import RunConfig, run_photo
@@ -272,7 +272,7 @@ def test_cli_run_outdir_is_a_file_and_full_disk(files, tmp_path, monkeypatch):
     assert r.exit_code == 2 and "not a directory" in r.output
     with monkeypatch.context() as m:  # an unwritable parent (root ignores chmod: fake the check)
         real = os.access
-        m.setattr(outputs_mod.os, "access", lambda p, mode, **k: False if Path(p) == tmp_path else real(p, mode))
+        m.setattr(write_mod.os, "access", lambda p, mode, **k: False if Path(p) == tmp_path else real(p, mode))
         r = _cli(["run", files["photo"], "-o", tmp_path / "ro", "--weights", files["weights"], *CLI_FAST])
     assert r.exit_code == 2 and "permission denied" in r.output and not (tmp_path / "ro").exists()
 

@@ -12,9 +12,6 @@ pointmap (so re-projecting ``pointmap.npy`` reproduces ``visible.tif`` exactly) 
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -262,20 +259,6 @@ def synthesize(
 # ----------------------------------------------------------------------------------------------
 
 
-def check_output_dir(outdir: Path, overwrite: bool) -> Path:
-    """OUTDIR must be new or empty unless ``overwrite``; its parent must exist."""
-    outdir = Path(outdir)
-    if outdir.exists():
-        if not outdir.is_dir():
-            raise InputError(f"{outdir} exists and is not a directory")
-        if any(outdir.iterdir()) and not overwrite:
-            raise InputError(f"{outdir} is not empty; pass --overwrite to replace its files")
-    parent = outdir.parent if str(outdir.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"output folder {parent} does not exist")
-    return outdir
-
-
 def _georef(dem: Any, shape: tuple[int, int], d: float) -> tuple[Any, Any]:
     """(crs, transform) of the ground-truth grid, derived from the DEM's georeference."""
     crs = getattr(dem, "crs", None)
@@ -296,12 +279,6 @@ def _georef(dem: Any, shape: tuple[int, int], d: float) -> tuple[Any, Any]:
     return crs, Affine(a2, 0.0, aff.c, 0.0, e2, bottom - e2 * shape[0])
 
 
-def _mask_png(path: Path, mask: np.ndarray) -> None:
-    from PIL import Image
-
-    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L").save(path, format="PNG")
-
-
 def write_synth(outdir: str | Path, result: SynthResult, dem: Any = None, *, overwrite: bool = False) -> Path:
     """Write :data:`SYNTH_FILES` into ``outdir`` atomically: everything is written to a temporary
     sibling folder first, then renamed (new/empty ``outdir``) or moved file by file (existing
@@ -309,31 +286,17 @@ def write_synth(outdir: str | Path, result: SynthResult, dem: Any = None, *, ove
     :class:`~pixels2peaks.io.Dem` (its CRS/transform georeference the GeoTIFFs)."""
     from PIL import Image
 
-    from pixels2peaks.io import write_geotiff
+    from pixels2peaks.io.write import staged_folder, write_geotiff, write_mask_png
 
-    outdir = check_output_dir(Path(outdir), overwrite)
-    parent = outdir.parent if str(outdir.parent) else Path(".")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".tmp", dir=parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a renamed OUTDIR gets normal rights
+    with staged_folder(outdir, overwrite) as tmp:
         Image.fromarray(result.image, mode="RGB").save(tmp / "image.png", format="PNG")
         np.save(tmp / "depth.npy", result.render.depth.astype(np.float32), allow_pickle=False)
         np.save(tmp / "pointmap.npy", result.render.pointmap.astype(np.float32), allow_pickle=False)
-        _mask_png(tmp / "terrain_mask.png", result.render.hit)
+        write_mask_png(tmp / "terrain_mask.png", result.render.hit)
         (tmp / "camera.json").write_text(result.camera.to_json())
         crs, tr = _georef(dem, result.z_visible.shape, result.dx_m)
         write_geotiff(tmp / "visible.tif", result.z_visible, dx_m=result.dx_m, crs=crs, transform=tr)
-        _mask_png(tmp / "visible_mask.png", result.visible_mask)
+        write_mask_png(tmp / "visible_mask.png", result.visible_mask)
         zmax = np.where(np.isfinite(result.z_max), result.z_max, np.nan).astype(np.float32)
         write_geotiff(tmp / "zmax.tif", zmax, dx_m=result.dx_m, crs=crs, transform=tr)
-        if not outdir.exists():
-            os.rename(tmp, outdir)
-        else:
-            for name in SYNTH_FILES:
-                os.replace(tmp / name, outdir / name)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return outdir
+    return Path(outdir)

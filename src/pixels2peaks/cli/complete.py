@@ -11,18 +11,9 @@ import typer
 
 from pixels2peaks.cli._common import user_errors
 from pixels2peaks.errors import InputError
+from pixels2peaks.io.write import check_output_dir
 
 OUTPUTS = ("heightmap.tif", "hillshade.png", "report.json")
-
-
-def _check_outdir(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"output folder {out} is not empty; pass --overwrite to write into it")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not out.exists() and not parent.is_dir():
-        raise InputError(f"parent folder {parent} of the output does not exist")
 
 
 def _read_mask(path: Path, shape: tuple[int, int]):
@@ -44,22 +35,11 @@ def _read_mask(path: Path, shape: tuple[int, int]):
     return a > 127
 
 
-def hillshade_rgb(z, known, dx_m: float, z_factor: float = 1.0):
-    """``(H, W, 3)`` float RGB in [0, 1]: hillshade of ``z`` (metres, heights scaled by
-    ``z_factor``), visible cells grey, synthesized cells taupe (as in the paper's figures)."""
-    import numpy as np
-
-    from pixels2peaks.terrain.attributes import hillshade
-
-    shade = 0.2 + 0.8 * hillshade(np.asarray(z, np.float64) * float(z_factor), dx_m)
-    grey, taupe = np.array([1.0, 1.0, 1.0]), np.array([1.0, 0.86, 0.72])
-    return shade[..., None] * np.where(np.asarray(known, bool)[..., None], grey, taupe)
-
-
 def _hillshade_png(z, known, dx_m, path: Path) -> None:
     import numpy as np
     from PIL import Image
 
+    from pixels2peaks.evaluation.previews import hillshade_rgb
     from pixels2peaks.io import atomic_path
 
     img = Image.fromarray((np.clip(hillshade_rgb(z, known, dx_m), 0, 1) * 255).astype(np.uint8))
@@ -101,7 +81,7 @@ def complete_cmd(
     from pixels2peaks.diffusion.polishing import PolishConfig
     from pixels2peaks.io import atomic_path, read_dem, write_geotiff
 
-    _check_outdir(out, overwrite)
+    check_output_dir(out, overwrite)
     if gradient not in ("x0", "unet"):
         raise InputError(f"--gradient must be x0 or unet, got {gradient!r}")
     if hydrology not in ("breach", "fill"):

@@ -121,7 +121,6 @@ def realism_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
 ) -> None:
     """Compare unconditional samples with held-out real tiles, fractal noise and real-vs-real."""
-    import numpy as np
     import torch
     from rich.console import Console
 

@@ -24,27 +24,6 @@ class Operation(str, Enum):
     breach = "breach"
 
 
-def depressions_image(z, depth, dx_m: float):
-    """RGB preview: hillshade with depressions tinted blue by depth (deeper = darker blue)."""
-    import numpy as np
-    from PIL import Image
-
-    from pixels2peaks.terrain.attributes import hillshade
-
-    zf = np.where(np.isnan(z), np.nanmin(z), z)
-    shade = hillshade(zf.astype(np.float64), dx_m)
-    rgb = np.repeat((0.25 + 0.75 * shade)[..., None], 3, axis=2)
-    d = np.nan_to_num(depth, nan=0.0)
-    wet = d > 0
-    if wet.any():
-        frac = np.clip(d / max(float(np.percentile(d[wet], 95)), 1e-9), 0.0, 1.0)[..., None]
-        light, deep = np.array([0.55, 0.75, 1.0]), np.array([0.0, 0.15, 0.55])
-        tint = light * (1 - frac) + deep * frac
-        rgb = np.where(wet[..., None], 0.3 * rgb + 0.7 * tint, rgb)
-    rgb[np.isnan(z)] = 0.0
-    return Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
-
-
 def hydro(
     operation: Operation = typer.Argument(..., help="fill (priority-flood) or breach (Algorithm 1)."),
     dem_path: Path = typer.Argument(..., metavar="DEM"),
@@ -86,6 +65,8 @@ def hydro(
         z = breach_depressions(dem.z, "auto" if epsilon is None else epsilon, valid=dem.valid)
     image = None
     if depressions is not None:
+        from pixels2peaks.evaluation.previews import depressions_image
+
         image = depressions_image(dem.z, depression_depth(dem.z, dem.valid), dem.dx_m)
     write_dem(out, dataclasses.replace(dem, z=np.asarray(z, dtype=np.float32)))
     if image is not None:

@@ -67,7 +67,8 @@ def synth(
     import time
 
     from pixels2peaks.camera import Camera, Heightfield, Shading, random_camera, synthesize, write_synth
-    from pixels2peaks.camera.synth import RandomCameraRanges, check_output_dir, random_shading
+    from pixels2peaks.camera.synth import RandomCameraRanges, random_shading
+    from pixels2peaks.io.write import check_output_dir
 
     if (camera_path is None) == (not random_cam):
         raise InputError("give exactly one of --camera camera.json or --random")

@@ -129,10 +129,11 @@ def run_cmd(
     camera.json, report.json, preview.png, hillshade.png, depressions.png, view3d.png (docs/formats.md).
     """
     from pixels2peaks.diffusion.completion import CompletionConfig
-    from pixels2peaks.pipeline.outputs import check_outdir, write_run
+    from pixels2peaks.io.write import check_output_dir
+    from pixels2peaks.pipeline.outputs import write_run
     from pixels2peaks.pipeline.run import RunConfig, run_photo
 
-    check_outdir(out, overwrite)
+    check_output_dir(out, overwrite)
     dx_m = _parse_dx(dx)
     if size is not None and dx_m is not None:
         raise InputError("give --size or --dx M, not both (--dx fixes the cell size, the size follows)")

@@ -60,9 +60,9 @@ def visible(
 ) -> None:
     """Estimate the visible terrain Z_V, its mask M_V, the camera and the view bound Z_max from one photo."""
     from pixels2peaks.perception.pipeline import OUTPUT_FILES, estimate_visible
-    from pixels2peaks.pipeline.outputs import check_outdir
+    from pixels2peaks.io.write import check_output_dir
 
-    check_outdir(out, overwrite)
+    check_output_dir(out, overwrite)
     if cells < 16:
         raise InputError(f"--cells must be at least 16, got {cells}")
     opts = perception_options(

@@ -28,6 +28,8 @@ __all__ = [
     "overview_image",
     "visible_preview",
     "hstack",
+    "hillshade_rgb",
+    "depressions_image",
 ]
 
 SKYLINE_RGB = (255, 220, 0)
@@ -258,3 +260,36 @@ def visible_preview(
         _line(top, (cu, cv), (cu + reach * math.sin(a), cv - reach * math.cos(a)), (230, 30, 30))
     _dot(top, cu, cv, 4, (230, 30, 30))
     return hstack([left, top])
+
+
+def hillshade_rgb(z, known, dx_m: float, z_factor: float = 1.0):
+    """``(H, W, 3)`` float RGB in [0, 1]: hillshade of ``z`` (metres, heights scaled by
+    ``z_factor``), visible cells grey, synthesized cells taupe (as in the paper's figures)."""
+    import numpy as np
+
+    from pixels2peaks.terrain.attributes import hillshade
+
+    shade = 0.2 + 0.8 * hillshade(np.asarray(z, np.float64) * float(z_factor), dx_m)
+    grey, taupe = np.array([1.0, 1.0, 1.0]), np.array([1.0, 0.86, 0.72])
+    return shade[..., None] * np.where(np.asarray(known, bool)[..., None], grey, taupe)
+
+
+def depressions_image(z, depth, dx_m: float):
+    """RGB preview: hillshade with depressions tinted blue by depth (deeper = darker blue)."""
+    import numpy as np
+    from PIL import Image
+
+    from pixels2peaks.terrain.attributes import hillshade
+
+    zf = np.where(np.isnan(z), np.nanmin(z), z)
+    shade = hillshade(zf.astype(np.float64), dx_m)
+    rgb = np.repeat((0.25 + 0.75 * shade)[..., None], 3, axis=2)
+    d = np.nan_to_num(depth, nan=0.0)
+    wet = d > 0
+    if wet.any():
+        frac = np.clip(d / max(float(np.percentile(d[wet], 95)), 1e-9), 0.0, 1.0)[..., None]
+        light, deep = np.array([0.55, 0.75, 1.0]), np.array([0.0, 0.15, 0.55])
+        tint = light * (1 - frac) + deep * frac
+        rgb = np.where(wet[..., None], 0.3 * rgb + 0.7 * tint, rgb)
+    rgb[np.isnan(z)] = 0.0
+    return Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8))

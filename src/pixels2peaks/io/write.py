@@ -334,3 +334,59 @@ def write_dem(path: str | Path, dem: Dem) -> Path:
     if kind == "npy":
         return write_npy(path, dem)
     return write_npz(path, dem)
+
+
+# ----------------------------------------------------------------------------------------------
+# output folders (p2p synth, visible, run, complete)
+# ----------------------------------------------------------------------------------------------
+
+
+def check_output_dir(outdir: str | Path, overwrite: bool) -> Path:
+    """OUTDIR must be a new or empty folder unless ``overwrite``, with an existing parent, and
+    writable (its parent if new); else one-line :class:`InputError`."""
+    outdir = Path(outdir)
+    if outdir.exists():
+        if not outdir.is_dir():
+            raise InputError(f"{outdir} exists and is not a directory")
+        if any(outdir.iterdir()) and not overwrite:
+            raise InputError(f"{outdir} is not empty; pass --overwrite to replace its files")
+    parent = outdir.parent if str(outdir.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"output folder {parent} does not exist")
+    target = outdir if outdir.exists() else parent
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write to {target}: permission denied")
+    return outdir
+
+
+@contextlib.contextmanager
+def staged_folder(outdir: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``outdir``; on success it becomes ``outdir`` (or
+    its files replace those in an existing ``outdir``). OS errors (full disk, permissions)
+    become one-line :class:`InputError`\\ s; nothing is left behind on failure."""
+    outdir = check_output_dir(outdir, overwrite)
+    parent = outdir.parent if str(outdir.parent) else Path(".")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".tmp", dir=parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a renamed OUTDIR gets normal rights
+        try:
+            yield tmp
+            if not outdir.exists():
+                os.rename(tmp, outdir)
+            else:
+                for name in sorted(os.listdir(tmp)):
+                    os.replace(tmp / name, outdir / name)
+        except OSError as exc:
+            raise InputError(f"cannot write {outdir}: {exc.strerror or exc}") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_mask_png(path: str | Path, mask: np.ndarray) -> None:
+    """8-bit PNG of a boolean mask: 255 = true, 0 = false."""
+    from PIL import Image
+
+    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L").save(path, format="PNG")

@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pixels2peaks.cache import NullReporter, StageReporter
-from pixels2peaks.errors import InputError
+from pixels2peaks.io.write import check_output_dir, staged_folder, write_mask_png
 
-__all__ = ["RUN_FILES", "check_outdir", "staged_folder", "write_visible", "write_run"]
+__all__ = ["RUN_FILES", "check_output_dir", "staged_folder", "write_visible", "write_run"]
 
 #: files of ``p2p run``
 RUN_FILES = (
@@ -40,43 +36,6 @@ RUN_FILES = (
 )
 
 
-def check_outdir(outdir: str | Path, overwrite: bool) -> Path:
-    """OUTDIR must be new or empty unless ``overwrite``, and writable (its parent if new)."""
-    from pixels2peaks.camera.synth import check_output_dir
-
-    outdir = check_output_dir(Path(outdir), overwrite)
-    target = outdir if outdir.exists() else (outdir.parent if str(outdir.parent) else Path("."))
-    if not os.access(target, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write to {target}: permission denied")
-    return outdir
-
-
-@contextlib.contextmanager
-def staged_folder(outdir: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``outdir``; on success it becomes ``outdir`` (or
-    its files replace those in an existing ``outdir``). OS errors (full disk, permissions)
-    become one-line :class:`InputError`\\ s; nothing is left behind on failure."""
-    outdir = check_outdir(outdir, overwrite)
-    parent = outdir.parent if str(outdir.parent) else Path(".")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".tmp", dir=parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a renamed OUTDIR gets normal rights
-        try:
-            yield tmp
-            if not outdir.exists():
-                os.rename(tmp, outdir)
-            else:
-                for name in sorted(os.listdir(tmp)):
-                    os.replace(tmp / name, outdir / name)
-        except OSError as exc:
-            raise InputError(f"cannot write {outdir}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _png(path: Path, rgb: np.ndarray) -> None:
     from PIL import Image
 
@@ -85,12 +44,6 @@ def _png(path: Path, rgb: np.ndarray) -> None:
 
 def _json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2) + "\n")
-
-
-def _mask_png(path: Path, mask: np.ndarray) -> None:
-    from PIL import Image
-
-    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L").save(path, format="PNG")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -157,8 +110,7 @@ def write_run(outdir: str | Path, result, *, overwrite: bool = False,
               reporter: StageReporter | None = None) -> dict[str, Any]:
     """Write :data:`RUN_FILES` for a :class:`~pixels2peaks.pipeline.run.RunResult`; returns
     the report written to ``report.json`` (with the ``previews`` and ``write`` seconds)."""
-    from pixels2peaks.cli.complete import hillshade_rgb  # the same hillshade as `p2p complete`
-    from pixels2peaks.cli.hydro import depressions_image
+    from pixels2peaks.evaluation.previews import depressions_image, hillshade_rgb
     from pixels2peaks.evaluation.previews import overview_image, triptych
     from pixels2peaks.io import write_geotiff, write_png16
     from pixels2peaks.terrain.hydrology import depression_depth
@@ -176,7 +128,7 @@ def write_run(outdir: str | Path, result, *, overwrite: bool = False,
         with _timed(rep, "write", seconds):
             write_geotiff(tmp / "heightmap.tif", z, dx_m=dx)
             write_png16(tmp / "heightmap.png", z, dx_m=dx)
-            _mask_png(tmp / "visible_mask.png", result.known)
+            write_mask_png(tmp / "visible_mask.png", result.known)
             (tmp / "camera.json").write_text(cam.to_json())
         report = result.report(seconds)
         _json(tmp / "report.json", report)
