@@ -7,7 +7,6 @@ import torch
 from pixels2peaks.diffusion.model import (
     PriorConfig,
     TerrainPrior,
-    ddim_timesteps,
     load_prior,
     predict_eps_x0,
     sample,
@@ -99,7 +98,6 @@ def test_sample_shape_and_determinism():
     torch.testing.assert_close(a, b)
     with pytest.raises(InputError):
         sample(m, 1, 33, 120.0, steps=2)
-    assert ddim_timesteps(1000, 4) == [999, 666, 333, 0]
 
 
 def test_ddim_sampler_recovers_point_mass_with_oracle():

@@ -120,3 +120,26 @@ def test_compact_resume_checkpoint(dataset, tmp_path):
     assert res["step"] == 7 and any("compact" in s for s in logs)
     tr.cfg = replace(tr.cfg, resume_copy_max_mb=full * 0.01)
     assert tr._write_resume(tmp_path / "w" / "resume3") is None
+
+
+def test_sample_timesteps_high_noise_share():
+    from pixels2peaks.training.train import sample_timesteps
+
+    g = torch.Generator().manual_seed(0)
+    plain = sample_timesteps(4000, 1000, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(plain, torch.randint(0, 1000, (4000,), generator=torch.Generator().manual_seed(3)))
+    t = sample_timesteps(20000, 1000, g, 0.5, 900)
+    assert t.min() >= 0 and t.max() <= 999
+    share = float((t >= 900).float().mean())  # 0.5 + 0.5 * 0.1
+    assert abs(share - 0.55) < 0.02
+    assert abs(float((t < 900).float().mean()) - 0.45) < 0.02
+
+
+def test_high_noise_fraction_may_change_on_resume(dataset, tmp_path):
+    cfg = tiny(dataset, tmp_path / "run", max_steps=2)
+    train(cfg, log=lambda s: None)
+    lines = []
+    out = train(replace(cfg, high_noise_fraction=0.5, max_steps=2), log=lines.append)
+    assert out["step"] == 4 and any("high_noise_fraction 0.0 -> 0.5" in s for s in lines)
+    with pytest.raises(InputError):
+        TrainConfig(high_noise_fraction=1.5)

@@ -13,6 +13,7 @@ from pixels2peaks.diffusion.sampling import (
     noise_to,
     sample_ddim,
     timestep_of,
+    logsnr_timesteps,
     walk_timesteps,
 )
 from pixels2peaks.errors import InputError
@@ -49,6 +50,21 @@ def test_walk_timesteps():
         walk_timesteps(1000, 0.5, 0)
     with pytest.raises(InputError):
         timestep_of(1.5, 1000)
+
+
+def test_logsnr_timesteps_are_even_in_log_snr():
+    ts = logsnr_timesteps(ABAR, 1.0, 30)
+    assert ts[0] == 999 and ts[-1] == 0 and len(ts) == 30
+    assert all(a > b for a, b in zip(ts, ts[1:]))
+    lam = torch.log(ABAR / (1 - ABAR)).numpy()
+    gaps = np.diff(lam[ts[1:-1]])  # -12 .. 6 in 28 equal gaps of 18/27, up to integer rounding of t
+    assert np.all(np.abs(gaps - 18 / 27) < 0.15)
+    assert sum(t >= 900 for t in ts) >= 10  # vs 3 for even t-steps: the layout is decided there
+    assert sum(t >= 900 for t in walk_timesteps(1000, 1.0, 30)) == 3
+    assert logsnr_timesteps(ABAR, 0.5, 6)[0] == 500  # starts at t_start, below lambda = -12 or not
+    assert logsnr_timesteps(ABAR, 1.0, 1) == [999] and logsnr_timesteps(ABAR, 0.0, 5) == [0]
+    with pytest.raises(InputError):
+        logsnr_timesteps(ABAR, 1.0, 0)
 
 
 def test_ddim_with_oracle_recovers_target_and_is_deterministic():

@@ -13,7 +13,6 @@ _LAZY = {
     "save_prior": "model",
     "predict_eps_x0": "model",
     "sample": "model",
-    "ddim_timesteps": "model",
     "make_alphas_cumprod": "schedule",
     "q_sample": "schedule",
     "to_eps_x0": "schedule",

@@ -279,13 +279,6 @@ def load_default_model() -> TerrainPrior:
 # ----------------------------------------------------------------------------------------------
 
 
-def ddim_timesteps(num_train_timesteps: int, steps: int, t_start: int | None = None) -> list[int]:
-    """Decreasing timesteps (``t_start`` .. 0) for a ``steps``-step DDIM walk."""
-    t0 = num_train_timesteps - 1 if t_start is None else int(t_start)
-    steps = max(1, min(int(steps), t0 + 1))
-    return sorted({int(round(v)) for v in torch.linspace(t0, 0, steps).tolist()}, reverse=True)
-
-
 @torch.no_grad()
 def sample(
     model: TerrainPrior,
@@ -298,10 +291,13 @@ def sample(
     bf16: bool = False,
     eta: float = 0.0,
 ) -> torch.Tensor:
-    """Unconditional samples ``(n, 1, size, size)`` in *normalized* units (DDIM, ``eta`` = 0 deterministic).
+    """Unconditional samples ``(n, 1, size, size)`` in *normalized* units: a DDIM walk
+    (``eta`` = 0 deterministic) over ``steps`` log-SNR-spaced timesteps from pure noise.
 
     Decode to metres with ``model.cfg.normalization(dx_m, z_ref_m).decode(x)``.
     """
+    from pixels2peaks.diffusion.sampling import ModelDenoiser, logsnr_timesteps, sample_ddim
+
     f = model.cfg.downsample_factor
     if size < f or size % f:
         raise InputError(f"size must be a positive multiple of {f}, got {size}")
@@ -311,18 +307,6 @@ def sample(
         raise InputError(f"dx must be > 0, got {dx_m}")
     g = torch.Generator().manual_seed(int(seed))
     x = torch.randn(n, 1, size, size, generator=g)
-    abar = model.alphas_cumprod
-    ts = ddim_timesteps(model.cfg.num_train_timesteps, steps)
-    for i, t in enumerate(ts):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            eps, x0 = predict_eps_x0(model, x, t, dx_m)
-        eps, x0 = eps.float(), x0.float()
-        if i + 1 == len(ts):
-            x = x0
-            break
-        a_t, a_p = abar[t], abar[ts[i + 1]]
-        sigma = eta * ((1 - a_p) / (1 - a_t) * (1 - a_t / a_p)).clamp_min(0).sqrt()
-        x = a_p.sqrt() * x0 + (1 - a_p - sigma**2).clamp_min(0).sqrt() * eps
-        if eta > 0:
-            x = x + sigma * torch.randn(x.shape, generator=g)
-    return x
+    denoiser = ModelDenoiser(model, dx_m, cond_dx_m=dx_m, bf16=bf16)
+    ts = logsnr_timesteps(model.alphas_cumprod, 1.0, steps)
+    return sample_ddim(denoiser, x, ts, generator=g, eta=eta)

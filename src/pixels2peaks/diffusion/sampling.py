@@ -43,6 +43,7 @@ __all__ = [
     "noise_to",
     "timestep_of",
     "walk_timesteps",
+    "logsnr_timesteps",
 ]
 
 
@@ -162,6 +163,40 @@ def walk_timesteps(num_train_timesteps: int, t_start: float, steps: int) -> list
         return [t0]
     vals = torch.linspace(float(t0), 0.0, int(steps), dtype=torch.float64).tolist()
     return sorted({int(round(v)) for v in vals}, reverse=True)
+
+
+def logsnr_timesteps(
+    alphas_cumprod: torch.Tensor,
+    t_start: float,
+    steps: int,
+    logsnr_min: float = -12.0,
+    logsnr_max: float = 6.0,
+) -> list[int]:
+    """``steps`` decreasing integer timesteps from ``t_start`` (continuous, in [0, 1]) down to 0:
+    evenly spaced in log-SNR ``lambda_t = log(abar_t / (1 - abar_t))`` between ``lambda(t_start)``
+    (clipped to ``logsnr_min``) and ``logsnr_max``, then 0 (duplicates removed, so walks may be
+    shorter than ``steps``).
+
+    For sampling from pure noise: the cosine schedule's log-SNR falls from -4 to -20 over
+    ``t = 900..999``, where the terrain's layout is decided, so even t-steps put 2-3 steps there
+    and the DDIM walk loses relief; 30 log-SNR steps give the relief of ~150 even steps
+    (docs/model-card.md).
+
+    >>> from pixels2peaks.diffusion.schedule import make_alphas_cumprod
+    >>> logsnr_timesteps(make_alphas_cumprod(1000), 1.0, 8)
+    [999, 992, 967, 858, 495, 132, 24, 0]
+    """
+    if steps < 1:
+        raise InputError(f"steps must be >= 1, got {steps}")
+    abar = alphas_cumprod.detach().to("cpu", torch.float64)
+    t0 = timestep_of(t_start, len(abar))
+    if steps == 1 or t0 == 0:
+        return [t0]
+    lam = torch.log(abar[: t0 + 1] / (1.0 - abar[: t0 + 1]).clamp_min(1e-300))
+    lo = max(float(lam[t0]), float(logsnr_min))
+    targets = torch.linspace(lo, max(lo, float(logsnr_max)), int(steps) - 1, dtype=torch.float64)
+    picked = (lam[None, :] - targets[1:, None]).abs().argmin(dim=1).tolist()
+    return sorted({t0, *picked, 0}, reverse=True)
 
 
 def _abar(alphas_cumprod: torch.Tensor, t: int) -> float:

@@ -46,10 +46,10 @@ def sample_heightmaps(
 ) -> np.ndarray:
     """``(n, size, size)`` float64 heights in metres (zero reference level) from the prior.
 
-    ``steps`` DDIM steps from t = T - 1; ``batch`` maps per U-Net call for single-tile maps
+    ``steps`` log-SNR-spaced DDIM steps from t = T - 1 (:func:`~pixels2peaks.diffusion.sampling.logsnr_timesteps`); ``batch`` maps per U-Net call for single-tile maps
     (tiled maps go one at a time); ``on_step(done, total)`` after every denoising step.
     """
-    from pixels2peaks.diffusion.sampling import ModelDenoiser, sample_ddim, walk_timesteps
+    from pixels2peaks.diffusion.sampling import ModelDenoiser, logsnr_timesteps, sample_ddim
     from pixels2peaks.diffusion.tiling import SpotTiledDenoiser
 
     dx = check_cell_size(dx_m)
@@ -62,7 +62,7 @@ def sample_heightmaps(
     single = is_single_tile(model, size)
     denoiser = base if single else SpotTiledDenoiser(base, int(model.cfg.sample_size), seed=int(seed))
     per = batch if single else 1
-    ts = walk_timesteps(int(model.cfg.num_train_timesteps), 1.0, steps)
+    ts = logsnr_timesteps(model.alphas_cumprod, 1.0, steps)
     g = torch.Generator().manual_seed(int(seed))
     noise = torch.randn(n, 1, size, size, generator=g)
     norm = model.cfg.normalization(dx)

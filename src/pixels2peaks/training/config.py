@@ -21,6 +21,8 @@ RUNTIME_KEYS = frozenset(
     {"threads", "log_every", "checkpoint_every_s", "export_every_s", "sample_every_s", "max_steps",
      "max_hours", "export_dir", "resume_copy_max_mb", "val_batches", "sample_steps"}
 )
+#: keys that may change when resuming a run: they reweight what is trained (the change is logged)
+TUNABLE_KEYS = frozenset({"high_noise_fraction", "high_noise_min_t"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class TrainConfig:
     scale_dx_m: tuple[float, ...] = ()  # resolved from the manifest when height_scale = "per_dx"
     scale_slope: tuple[float, ...] = ()
     loss_weighting: str = "level_variance"  # or "none": plain MSE on v
+    high_noise_fraction: float = 0.0  # share of samples with t drawn from [high_noise_min_t, T) instead of [0, T)
+    high_noise_min_t: int = 900
     # optimization
     lr: float = 1e-4
     lr_min: float = 1e-6
@@ -83,6 +87,12 @@ class TrainConfig:
             raise InputError("total_steps and threads must be >= 1")
         if not 0.0 <= self.ema_decay < 1.0:
             raise InputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0.0 <= self.high_noise_fraction <= 1.0:
+            raise InputError(f"high_noise_fraction must be in [0, 1], got {self.high_noise_fraction}")
+        if not 0 <= self.high_noise_min_t < self.num_train_timesteps:
+            raise InputError(
+                f"high_noise_min_t must be in [0, {self.num_train_timesteps}), got {self.high_noise_min_t}"
+            )
         if self.loss_weighting not in ("level_variance", "none"):
             raise InputError(f"loss_weighting must be 'level_variance' or 'none', got {self.loss_weighting!r}")
         self.prior_config()  # validates the architecture

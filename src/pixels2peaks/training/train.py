@@ -32,7 +32,7 @@ import torch
 from pixels2peaks.diffusion.model import TerrainPrior, load_prior, sample, save_prior
 from pixels2peaks.diffusion.schedule import q_sample, v_target
 from pixels2peaks.errors import InputError
-from pixels2peaks.training.config import RUNTIME_KEYS, TrainConfig
+from pixels2peaks.training.config import RUNTIME_KEYS, TUNABLE_KEYS, TrainConfig
 from pixels2peaks.training.data import TileSet, read_manifest
 
 CSV_FIELDS = ["step", "elapsed_s", "loss", "lr", "steps_per_s", "val_loss"]
@@ -41,26 +41,52 @@ CSV_FIELDS = ["step", "elapsed_s", "loss", "lr", "steps_per_s", "val_loss"]
 REWARM_STEPS = 200
 
 
-def _merge_saved_config(cfg: TrainConfig, saved_dict: dict[str, Any], what: str) -> TrainConfig:
-    """The saved run config with this invocation's runtime keys; error if anything else differs."""
+def _merge_saved_config(cfg: TrainConfig, saved_dict: dict[str, Any], what: str,
+                        log: Callable[[str], None] = print) -> TrainConfig:
+    """The saved run config with this invocation's runtime and tunable keys; error if anything else differs."""
     saved = TrainConfig.from_dict(saved_dict)
     sd = saved.to_dict()
-    diff = sorted(
-        k for k, v in cfg.to_dict().items()
-        if k not in RUNTIME_KEYS and k not in ("slope_scale", "scale_dx_m", "scale_slope", "run_dir", "data_dir")
-        and sd[k] != v
-    )
+    free = RUNTIME_KEYS | TUNABLE_KEYS | {"slope_scale", "scale_dx_m", "scale_slope", "run_dir", "data_dir"}
+    diff = sorted(k for k, v in cfg.to_dict().items() if k not in free and sd[k] != v)
+    tuned = sorted(k for k in TUNABLE_KEYS if sd[k] != getattr(cfg, k))
+    if tuned:
+        log(f"{what}: changed on resume: " + ", ".join(f"{k} {sd[k]} -> {getattr(cfg, k)}" for k in tuned))
     if cfg.slope_scale and cfg.slope_scale != saved.slope_scale:
         diff.append("slope_scale")
     if diff:
         raise InputError(f"{what} was trained with a different config ({', '.join(diff)}); use another run_dir or --fresh")
-    return replace(saved, run_dir=cfg.run_dir, data_dir=cfg.data_dir, **{k: getattr(cfg, k) for k in RUNTIME_KEYS})
+    return replace(saved, run_dir=cfg.run_dir, data_dir=cfg.data_dir,
+                   **{k: getattr(cfg, k) for k in RUNTIME_KEYS | TUNABLE_KEYS})
 
 
 def _round_sig(x: float, sig: int = 2) -> float:
     if not (x > 0 and math.isfinite(x)):
         raise InputError(f"dataset manifest gives an invalid slope scale {x!r}; set slope_scale in the config")
     return round(x, sig - 1 - int(math.floor(math.log10(x))))
+
+
+def sample_timesteps(
+    n: int, num_train_timesteps: int, generator: torch.Generator, high_noise_fraction: float = 0.0,
+    high_noise_min_t: int = 900,
+) -> torch.Tensor:
+    """``n`` training timesteps: uniform on ``[0, T)``, except that a share ``high_noise_fraction``
+    is drawn uniformly from ``[high_noise_min_t, T)``.
+
+    The cosine schedule spends only ~5 % of uniform draws on ``t >= 950`` (log-SNR < -5), where the
+    layout of ridges and valleys is decided; an under-trained prior over-shrinks ``x0_hat`` there and
+    its samples come out flat (docs/model-card.md). ``high_noise_fraction = 0`` draws exactly as
+    ``torch.randint(0, T, (n,))``.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> bool((sample_timesteps(1000, 1000, g, 1.0, 900) >= 900).all())
+    True
+    """
+    t = torch.randint(0, num_train_timesteps, (n,), generator=generator)
+    if high_noise_fraction <= 0.0:
+        return t
+    hi = torch.randint(high_noise_min_t, num_train_timesteps, (n,), generator=generator)
+    pick = torch.rand(n, generator=generator) < high_noise_fraction
+    return torch.where(pick, hi, t)
 
 
 class _Stop:
@@ -117,12 +143,12 @@ class Trainer:
         ckpt = None
         if self.ckpt_path.is_file() and not fresh:
             ckpt = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
-            cfg = _merge_saved_config(cfg, ckpt["config"], f"run {self.run_dir}")
+            cfg = _merge_saved_config(cfg, ckpt["config"], f"run {self.run_dir}", log)
         elif init_from is not None and Path(init_from).suffix == ".pt":
             if not Path(init_from).is_file():
                 raise InputError(f"--init-from checkpoint not found: {init_from}")
             ckpt = torch.load(init_from, map_location="cpu", weights_only=False)
-            cfg = _merge_saved_config(cfg, ckpt["config"], f"checkpoint {init_from}")
+            cfg = _merge_saved_config(cfg, ckpt["config"], f"checkpoint {init_from}", log)
             init_from = None
         else:
             stats = read_manifest(cfg.data_dir).get("height_stats", {})
@@ -381,7 +407,7 @@ class Trainer:
                     self.rng, cfg.batch_size, cfg.crop_cells, self.pcfg.slope_scale_at,
                     level_power=cfg.level_weight_power, jitter=cfg.z_ref_jitter, augment=cfg.augment,
                 )
-                t = torch.randint(0, T, (cfg.batch_size,), generator=self.tgen)
+                t = sample_timesteps(cfg.batch_size, T, self.tgen, cfg.high_noise_fraction, cfg.high_noise_min_t)
                 eps = torch.randn(x0.shape, generator=self.tgen)
                 loss = _loss(self.model, x0, dx, t, eps, data_var=self._data_var)
                 if not torch.isfinite(loss):
