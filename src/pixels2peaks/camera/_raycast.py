@@ -62,6 +62,65 @@ def _start_index(p, k, n):
 
 
 @njit(cache=True, inline="always")
+def _clip(s0, r0, ks, kr, s_lo, s_hi, r_lo, r_hi, t_min, t_max):
+    """Parameter interval ``(t_lo, t_hi)`` of the ray inside the box ``[s_lo, s_hi] x
+    [r_lo, r_hi]`` and ``[t_min, t_max]`` (empty unless ``t_lo < t_hi``)."""
+    a_in, a_out = _slab(s0, ks, s_lo, s_hi)
+    b_in, b_out = _slab(r0, kr, r_lo, r_hi)
+    return max(max(a_in, b_in), t_min), min(min(a_out, b_out), t_max)
+
+
+@njit(cache=True, inline="always")
+def _start_leaf(s0, r0, ks, kr, t, nr, nc):
+    """Leaf ``(i, j)`` of an ``nr x nc`` grid where the ray is at parameter ``t``."""
+    return _start_index(r0 + kr * t, kr, nr), _start_index(s0 + ks * t, ks, nc)
+
+
+@njit(cache=True, inline="always")
+def _exit_t(o, k, lo, hi):
+    """Parameter where ``o + k t`` leaves ``[lo, hi]`` (inf if ``k == 0``)."""
+    if k > 0.0:
+        return (hi - o) / k
+    if k < 0.0:
+        return (lo - o) / k
+    return _INF
+
+
+@njit(cache=True, inline="always")
+def _node(ic, jc, level, s0, r0, ks, kr):
+    """Max-mip node of ``level`` holding leaf ``(ic, jc)``: ``(bi, bj, ty, tx, r_a, r_b, s_a,
+    s_b)``, its index, the ray's exit times across its row and column sides and its leaf
+    ranges ``[r_a, r_b) x [s_a, s_b)``."""
+    n = 1 << level
+    bi = ic >> level
+    bj = jc >> level
+    r_a = bi * n
+    s_a = bj * n
+    return (bi, bj, _exit_t(r0, kr, r_a, r_a + n), _exit_t(s0, ks, s_a, s_a + n), r_a, r_a + n,
+            s_a, s_a + n)
+
+
+@njit(cache=True, inline="always")
+def _next_leaf(node, ic, jc, level, nlev, s0, r0, ks, kr, nr, nc):
+    """``(ic, jc, level)`` after the ray leaves ``node`` (:func:`_node`): the leaf it enters
+    (outside ``[0, nr) x [0, nc)`` when it leaves the grid), one level up if that leaf lies
+    outside the node's parent."""
+    bi, bj, ty, tx, r_a, r_b, s_a, s_b = node
+    te = min(tx, ty)
+    if tx <= ty:
+        jc = s_b if ks > 0.0 else s_a - 1
+    if ty <= tx:
+        ic = r_b if kr > 0.0 else r_a - 1
+    if tx < ty:
+        ic = min(max(_start_index(r0 + kr * te, kr, nr), r_a), r_b - 1)
+    elif ty < tx:
+        jc = min(max(_start_index(s0 + ks * te, ks, nc), s_a), s_b - 1)
+    if level < nlev - 1 and ((jc >> (level + 1)) != (bj >> 1) or (ic >> (level + 1)) != (bi >> 1)):
+        level += 1
+    return ic, jc, level
+
+
+@njit(cache=True, inline="always")
 def _pixel_dir(R, f, cx, cy, u, v):
     """Unit world direction of the ray through pixel coordinates ``(u, v)``."""
     a = (u - cx) / f
@@ -150,37 +209,16 @@ def _hit_block(zl, i, j, s0, r0, z0, ks, kr, kz, t_lo, t_hi):
 def _trace(mode, zl, nr, nc, mip, lv_off, lv_w, nlev, s0, r0, z0, ks, kr, kz, t_min, t_max, dom_s0,
            dom_s1, dom_r0, dom_r1):
     """Closest hit ``(t, i, j)`` of one ray (t = inf, -1, -1 on a miss)."""
-    a_in, a_out = _slab(s0, ks, dom_s0, dom_s1)
-    b_in, b_out = _slab(r0, kr, dom_r0, dom_r1)
-    t_lo = max(max(a_in, b_in), t_min)
-    t_hi = min(min(a_out, b_out), t_max)
+    t_lo, t_hi = _clip(s0, r0, ks, kr, dom_s0, dom_s1, dom_r0, dom_r1, t_min, t_max)
     if not t_lo < t_hi:
         return _INF, -1, -1
-    jc = _start_index(s0 + ks * t_lo, ks, nc)
-    ic = _start_index(r0 + kr * t_lo, kr, nr)
+    ic, jc = _start_leaf(s0, r0, ks, kr, t_lo, nr, nc)
     level = nlev - 1
     t = t_lo
     max_iter = 4 * (nlev + 2) * (nr + nc + 4)
     for _ in range(max_iter):
-        n = 1 << level
-        bj = jc >> level
-        bi = ic >> level
-        s_a = bj * n
-        s_b = s_a + n
-        r_a = bi * n
-        r_b = r_a + n
-        if ks > 0.0:
-            tx = (s_b - s0) / ks
-        elif ks < 0.0:
-            tx = (s_a - s0) / ks
-        else:
-            tx = _INF
-        if kr > 0.0:
-            ty = (r_b - r0) / kr
-        elif kr < 0.0:
-            ty = (r_a - r0) / kr
-        else:
-            ty = _INF
+        node = _node(ic, jc, level, s0, r0, ks, kr)
+        bi, bj, ty, tx = node[:4]
         te = min(tx, ty)
         t_end = min(te, t_hi)
         zn = mip[lv_off[level] + bi * lv_w[level] + bj]
@@ -198,20 +236,11 @@ def _trace(mode, zl, nr, nc, mip, lv_off, lv_w, nlev, s0, r0, z0, ks, kr, kz, t_
                 return th, ic, jc
         if te >= t_hi:
             return _INF, -1, -1
-        if tx <= ty:
-            jc = s_b if ks > 0.0 else s_a - 1
-        if ty <= tx:
-            ic = r_b if kr > 0.0 else r_a - 1
-        if tx < ty:
-            ic = min(max(_start_index(r0 + kr * te, kr, nr), r_a), r_b - 1)
-        elif ty < tx:
-            jc = min(max(_start_index(s0 + ks * te, ks, nc), s_a), s_b - 1)
+        ic, jc, level = _next_leaf(node, ic, jc, level, nlev, s0, r0, ks, kr, nr, nc)
         if jc < 0 or jc >= nc or ic < 0 or ic >= nr:
             return _INF, -1, -1
         if te > t:
             t = te
-        if level < nlev - 1 and ((jc >> (level + 1)) != (bj >> 1) or (ic >> (level + 1)) != (bi >> 1)):
-            level += 1
     return _INF, -1, -1  # pragma: no cover - bound not reached by construction
 
 
@@ -270,9 +299,8 @@ def render_kernel(mode, zl, mip, lv_off, lv_w, nlev, H, W, dx, R, f, cx, cy, cam
             pts_out[row, col, 0] = cam[0] + t * ddx
             pts_out[row, col, 1] = cam[1] + t * ddy
             pts_out[row, col, 2] = z0 + t * ddz
-            a_in, _ = _slab(s0, ks, off, d_s1)
-            b_in, _ = _slab(r0, kr, off, d_r1)
-            nx, ny, nz = _normal(mode, zl, i, j, s0, r0, z0, ks, kr, ddz, t, max(max(a_in, b_in), 0.0), dx)
+            t_dom, _ = _clip(s0, r0, ks, kr, off, d_s1, off, d_r1, 0.0, _INF)
+            nx, ny, nz = _normal(mode, zl, i, j, s0, r0, z0, ks, kr, ddz, t, t_dom, dx)
             nrm_out[row, col, 0] = nx
             nrm_out[row, col, 1] = ny
             nrm_out[row, col, 2] = nz
@@ -320,14 +348,10 @@ def view_bound_kernel(zv, H, W, dx, R, f, cx, cy, cam, img_h, img_w, sub_x, sub_
             ddx, ddy, kz = _pixel_dir(R, f, cx, cy, u, v)
             ks = ddx / dx
             kr = -ddy / dx
-            a_in, a_out = _slab(s0, ks, 0.0, float(W))
-            b_in, b_out = _slab(r0, kr, 0.0, float(H))
-            t_lo = max(max(a_in, b_in), 0.0)
-            t_hi = min(a_out, b_out)
+            t_lo, t_hi = _clip(s0, r0, ks, kr, 0.0, float(W), 0.0, float(H), 0.0, _INF)
             if not t_lo < t_hi:
                 continue
-            j = _start_index(s0 + ks * t_lo, ks, W)
-            i = _start_index(r0 + kr * t_lo, kr, H)
+            i, j = _start_leaf(s0, r0, ks, kr, t_lo, H, W)
             dj = 1 if ks > 0.0 else -1
             di = 1 if kr > 0.0 else -1
             inv_s = 1.0 / ks if ks != 0.0 else 0.0
@@ -393,36 +417,15 @@ def _rebuild_bound_mip(out, known, mip, lv_off, lv_w, lv_h, nlev):
 def _view_bound_ray(zv, known, zmip, omip, lv_off, lv_w, nlev, out, H, W, s0, r0, z0, ks, kr, kz):
     """One ray of Algorithm 2 with max-mip skipping: nodes where the ray can neither hit a known
     column nor lower a bound are skipped; cells are tested exactly as in the plain walk."""
-    a_in, a_out = _slab(s0, ks, 0.0, float(W))
-    b_in, b_out = _slab(r0, kr, 0.0, float(H))
-    t_lo = max(max(a_in, b_in), 0.0)
-    t_hi = min(a_out, b_out)
+    t_lo, t_hi = _clip(s0, r0, ks, kr, 0.0, float(W), 0.0, float(H), 0.0, _INF)
     if not t_lo < t_hi:
         return
-    jc = _start_index(s0 + ks * t_lo, ks, W)
-    ic = _start_index(r0 + kr * t_lo, kr, H)
+    ic, jc = _start_leaf(s0, r0, ks, kr, t_lo, H, W)
     level = nlev - 1
     t = t_lo
     for _ in range(4 * (nlev + 2) * (H + W + 4)):
-        n = 1 << level
-        bj = jc >> level
-        bi = ic >> level
-        s_a = bj * n
-        s_b = s_a + n
-        r_a = bi * n
-        r_b = r_a + n
-        if ks > 0.0:
-            tx = (s_b - s0) / ks
-        elif ks < 0.0:
-            tx = (s_a - s0) / ks
-        else:
-            tx = _INF
-        if kr > 0.0:
-            ty = (r_b - r0) / kr
-        elif kr < 0.0:
-            ty = (r_a - r0) / kr
-        else:
-            ty = _INF
+        node = _node(ic, jc, level, s0, r0, ks, kr)
+        bi, bj, ty, tx = node[:4]
         te = min(tx, ty)
         t_end = min(te, t_hi)
         za = z0 + kz * t
@@ -444,20 +447,11 @@ def _view_bound_ray(zv, known, zmip, omip, lv_off, lv_w, nlev, out, H, W, s0, r0
                     out[p] = m
         if te >= t_hi:
             return
-        if tx <= ty:
-            jc = s_b if ks > 0.0 else s_a - 1
-        if ty <= tx:
-            ic = r_b if kr > 0.0 else r_a - 1
-        if tx < ty:
-            ic = min(max(_start_index(r0 + kr * te, kr, H), r_a), r_b - 1)
-        elif ty < tx:
-            jc = min(max(_start_index(s0 + ks * te, ks, W), s_a), s_b - 1)
+        ic, jc, level = _next_leaf(node, ic, jc, level, nlev, s0, r0, ks, kr, H, W)
         if jc < 0 or jc >= W or ic < 0 or ic >= H:
             return
         if te > t:
             t = te
-        if level < nlev - 1 and ((jc >> (level + 1)) != (bj >> 1) or (ic >> (level + 1)) != (bi >> 1)):
-            level += 1
 
 
 @njit(parallel=True, cache=True)

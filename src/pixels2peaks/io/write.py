@@ -186,6 +186,33 @@ def _sentinel(z: np.ndarray) -> float:
     return float(np.floor(vals.min()) - 1.0)  # pragma: no cover
 
 
+def _nan_nodata(z: np.ndarray, aff: Any) -> tuple[np.ndarray, float]:
+    """Stored heights and nodata value of a format with NaN nodata: ``z`` as is."""
+    return z, float("nan")
+
+
+def _asc_nodata(z: np.ndarray, aff: Any) -> tuple[np.ndarray, float]:
+    """ESRI ASCII: square cells only; NaN becomes a sentinel absent from the heights."""
+    if not math.isclose(abs(aff.a), abs(aff.e), rel_tol=1e-9):
+        raise InputError("ESRI ASCII grids need square cells in CRS units; use GeoTIFF instead")
+    nd = _sentinel(z)
+    return np.where(np.isnan(z), np.float32(nd), z), nd
+
+
+def _write_georeferenced(
+    path: str | Path, dem_or_array: Any, dx_m: float | None, crs: Any, transform: Any, driver: str,
+    encode=_nan_nodata, **opts: Any,
+) -> Path:
+    """Body of the GDAL writers: unpack and georeference, ``encode(z, affine)`` to the stored
+    heights and nodata value, write atomically with ``driver`` and creation ``opts``."""
+    path = Path(path)
+    z, dx, crs, transform = _unpack(dem_or_array, dx_m, crs, transform)
+    rcrs, aff = _georef(z, dx, crs, transform)
+    stored, nodata = encode(z, aff)
+    _gdal_write(path, driver, stored, rcrs, aff, nodata, **opts)
+    return path
+
+
 # ----------------------------------------------------------------------------------------------
 # writers
 # ----------------------------------------------------------------------------------------------
@@ -204,12 +231,8 @@ def write_geotiff(
     (then ``dx_m`` is required). Without CRS a local metric CRS is written; without transform the
     top-left corner is put at ``(0, H * dx_m)`` (the world frame of ``docs/conventions.md``).
     """
-    path = Path(path)
-    z, dx, crs, transform = _unpack(dem_or_array, dx_m, crs, transform)
-    rcrs, aff = _georef(z, dx, crs, transform)
-    opts = {"compress": "deflate", "predictor": 3, "BIGTIFF": "IF_SAFER"}
-    _gdal_write(path, "GTiff", z, rcrs, aff, float("nan"), **opts)
-    return path
+    return _write_georeferenced(path, dem_or_array, dx_m, crs, transform, "GTiff",
+                                compress="deflate", predictor=3, BIGTIFF="IF_SAFER")
 
 
 def write_asc(
@@ -221,14 +244,7 @@ def write_asc(
 ) -> Path:
     """Write an ESRI ASCII grid (+ ``.prj``), 9 significant digits (float32-exact), nodata
     sentinel (-9999 unless that height occurs)."""
-    path = Path(path)
-    z, dx, crs, transform = _unpack(dem_or_array, dx_m, crs, transform)
-    rcrs, aff = _georef(z, dx, crs, transform)
-    if not math.isclose(abs(aff.a), abs(aff.e), rel_tol=1e-9):
-        raise InputError("ESRI ASCII grids need square cells in CRS units; use GeoTIFF instead")
-    nd = _sentinel(z)
-    _gdal_write(path, "AAIGrid", np.where(np.isnan(z), np.float32(nd), z), rcrs, aff, nd)
-    return path
+    return _write_georeferenced(path, dem_or_array, dx_m, crs, transform, "AAIGrid", _asc_nodata)
 
 
 def write_envi(
@@ -239,11 +255,7 @@ def write_envi(
     transform: Any = None,
 ) -> Path:
     """Write an ENVI float32 ``.bil`` + ``.hdr`` (NaN nodata)."""
-    path = Path(path)
-    z, dx, crs, transform = _unpack(dem_or_array, dx_m, crs, transform)
-    rcrs, aff = _georef(z, dx, crs, transform)
-    _gdal_write(path, "ENVI", z, rcrs, aff, float("nan"), interleave="bil")
-    return path
+    return _write_georeferenced(path, dem_or_array, dx_m, crs, transform, "ENVI", interleave="bil")
 
 
 def png16_encode(z: np.ndarray) -> tuple[np.ndarray, float, float, int | None]:

@@ -45,7 +45,7 @@ import torch
 from numba import njit
 
 from pixels2peaks.errors import InputError
-from pixels2peaks.terrain.hydrology.routing import _WS, _prepare, _route_prepared
+from pixels2peaks.terrain.hydrology.routing import _prepare, _propagate, _route_prepared
 
 __all__ = ["breach_depressions", "breach_pointer_jumping", "default_epsilon", "BreachMethod"]
 
@@ -101,52 +101,56 @@ def _check_receivers(receivers: Any, n: int) -> np.ndarray:
     return rec
 
 
+def _receivers(zz: np.ndarray, has_nodata: bool, receivers: Any) -> np.ndarray:
+    """The given ``receivers`` (checked) or the carved depression routing of ``zz``."""
+    if receivers is None:
+        return _route_prepared(zz, has_nodata, carve=True, reuse=True).rec
+    return _check_receivers(receivers, zz.size)
+
+
+def _per_grid(z: torch.Tensor, epsilon: Any, valid: Any, fn) -> torch.Tensor:
+    """Torch front end shared by breach and fill: ``fn(zb, zz, has_nodata, eps)`` on every
+    ``(H, W)`` grid of ``z`` (``(H, W)`` or batched; integers become float32), where ``zb`` is
+    the grid with the ``valid == False`` cells NaN, ``zz, has_nodata`` its validated numpy copy
+    and ``eps`` the checked ``epsilon``. The results are stacked back into ``z``'s shape."""
+    if not z.is_floating_point():
+        z = z.to(torch.float32)
+    if z.ndim < 2:
+        raise InputError(f"heightmap must be (H, W) or (B, 1, H, W), got shape {tuple(z.shape)}")
+    H, W = z.shape[-2:]
+    flat = z.detach().reshape(-1, H, W)
+    vmask = None
+    if valid is not None:
+        vmask = torch.as_tensor(valid, device=z.device).to(torch.bool)
+        vmask = vmask.reshape(-1, H, W).expand(flat.shape[0], H, W)
+    outs = []
+    with torch.no_grad():
+        for b in range(flat.shape[0]):
+            zb = flat[b]
+            if vmask is not None:
+                zb = torch.where(vmask[b], zb, torch.full_like(zb, float("nan")))
+            zz, has_nodata = _prepare(zb.cpu().numpy())
+            eps = _check_epsilon(epsilon, zz)
+            outs.append(fn(zb, zz, has_nodata, eps).reshape(H, W).to(z.dtype))
+    return torch.stack(outs).reshape(z.shape)
+
+
 # --------------------------------------------------------------------------------------------
 # sequential (numba)
 # --------------------------------------------------------------------------------------------
 @njit(cache=True)
-def _breach_sequential(z, rec, eps, indeg, queue, out):  # pragma: no cover - numba
-    """Kahn's topological order fused with ``out[rec c] = min(out[rec c], out[c] - eps)``.
-    Returns the number of cells processed (``< N`` means a cycle)."""
-    N = z.size
-    for i in range(N):
+def _minprop_sequential(z, rec, eps, order, out):  # pragma: no cover - numba
+    """out[rec c] = min(out[rec c], out[c] - eps) from out = z, donors first (topological
+    order); run by :func:`~pixels2peaks.terrain.hydrology.routing._propagate`."""
+    for i in range(z.size):
         out[i] = z[i]
-        indeg[i] = 0
-    for i in range(N):
-        r = rec[i]
-        if r != i:
-            indeg[r] += 1
-    tail = 0
-    for i in range(N):
-        if indeg[i] == 0:
-            queue[tail] = i
-            tail += 1
-    head = 0
-    while head < tail:
-        c = queue[head]
-        head += 1
+    for t in range(order.size):
+        c = order[t]
         r = rec[c]
         if r != c:
             v = out[c] - eps
             if v < out[r]:
                 out[r] = v
-            d = indeg[r] - 1
-            indeg[r] = d
-            if d == 0:
-                queue[tail] = r
-                tail += 1
-    return tail
-
-
-def _sequential_np(zf: np.ndarray, rec: np.ndarray, eps: float) -> np.ndarray:
-    N = zf.size
-    out = np.empty_like(zf)
-    n = _breach_sequential(
-        zf, rec, eps, _WS.get("indeg", N, np.int32), _WS.get("queue", N, np.int64), out
-    )
-    if n != N:
-        raise InputError("receivers contain a cycle")
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,12 +265,9 @@ def breach_depressions(
     eps = _check_epsilon(epsilon, zz)
     H, W = zz.shape
     zf = zz.ravel()
-    if receivers is None:
-        rec = _route_prepared(zz, has_nodata, carve=True, reuse=True).rec
-    else:
-        rec = _check_receivers(receivers, H * W)
+    rec = _receivers(zz, has_nodata, receivers)
     if method == "sequential":
-        out = _sequential_np(zf, rec, eps)
+        out = _propagate(_minprop_sequential, zf, rec, eps)
     else:
         zt = torch.from_numpy(zf if zf.flags.writeable else zf.copy())  # torch warns on r/o
         out = breach_pointer_jumping(zt, torch.from_numpy(rec), eps).numpy()
@@ -274,35 +275,14 @@ def breach_depressions(
 
 
 def _breach_torch(z: torch.Tensor, epsilon, valid, method, receivers) -> torch.Tensor:
-    if not z.is_floating_point():
-        z = z.to(torch.float32)
-    if z.ndim < 2:
-        raise InputError(f"heightmap must be (H, W) or (B, 1, H, W), got shape {tuple(z.shape)}")
-    H, W = z.shape[-2:]
-    flat = z.detach().reshape(-1, H, W)
-    if receivers is not None and flat.shape[0] != 1:
+    # z holds more than one (H, W) grid (an empty grid is left to fail in _per_grid)
+    if receivers is not None and z.ndim >= 2 and z.numel() != z.shape[-2] * z.shape[-1]:
         raise InputError("receivers can only be given for a single (unbatched) grid")
-    vmask = None
-    if valid is not None:
-        vmask = torch.as_tensor(valid, device=z.device).to(torch.bool)
-        vmask = vmask.reshape(-1, H, W).expand(flat.shape[0], H, W)
-    outs = []
-    with torch.no_grad():
-        for b in range(flat.shape[0]):
-            zb = flat[b]
-            if vmask is not None:
-                zb = torch.where(vmask[b], zb, torch.full_like(zb, float("nan")))
-            z_np = zb.cpu().numpy()
-            zz, has_nodata = _prepare(z_np)
-            eps = _check_epsilon(epsilon, zz)
-            if receivers is None:
-                rec = _route_prepared(zz, has_nodata, carve=True, reuse=True).rec
-            else:
-                rec = _check_receivers(receivers, H * W)
-            if method == "sequential":
-                ob = torch.from_numpy(_sequential_np(zz.ravel(), rec, eps)).to(zb.device)
-            else:
-                rec_t = torch.from_numpy(rec).to(zb.device)
-                ob = breach_pointer_jumping(zb.reshape(-1), rec_t, eps)
-            outs.append(ob.reshape(H, W).to(z.dtype))
-    return torch.stack(outs).reshape(z.shape)
+
+    def breach_grid(zb, zz, has_nodata, eps):
+        rec = _receivers(zz, has_nodata, receivers)
+        if method == "sequential":
+            return torch.from_numpy(_propagate(_minprop_sequential, zz.ravel(), rec, eps)).to(zb.device)
+        return breach_pointer_jumping(zb.reshape(-1), torch.from_numpy(rec).to(zb.device), eps)
+
+    return _per_grid(z, epsilon, valid, breach_grid)

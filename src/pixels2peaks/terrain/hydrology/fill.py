@@ -34,13 +34,12 @@ import torch
 from numba import njit
 
 from pixels2peaks.errors import InputError
-from pixels2peaks.terrain.hydrology.breach import _check_epsilon
+from pixels2peaks.terrain.hydrology.breach import _check_epsilon, _per_grid
 from pixels2peaks.terrain.hydrology.routing import (
-    _WS,
     _fill_from_levels,
     _prepare,
+    _propagate,
     _route_prepared,
-    _topological_order,
 )
 
 __all__ = ["fill_depressions", "fill_pointer_jumping", "priority_flood_fill", "FillMethod"]
@@ -176,11 +175,8 @@ def priority_flood_fill(z: Any, epsilon: float = 0.0, *, valid: Any = None) -> n
     >>> float(priority_flood_fill(np.array([[5., 5, 5], [5, 1, 5], [5, 4, 5]]))[1, 1])
     4.0
     """
-    zz, _ = _prepare(z, valid)
-    eps = _check_epsilon(epsilon, zz)
-    out = np.empty_like(zz)
-    _priority_flood(zz.ravel(), zz.shape[0], zz.shape[1], eps, out.ravel())
-    return out
+    zz, has_nodata = _prepare(z, valid)
+    return _fill_prepared(zz, has_nodata, _check_epsilon(epsilon, zz), "priority_flood")
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,7 +184,8 @@ def priority_flood_fill(z: Any, epsilon: float = 0.0, *, valid: Any = None) -> n
 # --------------------------------------------------------------------------------------------
 @njit(cache=True)
 def _maxprop_sequential(z, rec, eps, order, out):  # pragma: no cover - numba
-    """out[c] = max(z[c], out[rec c] + eps), receivers first (reverse topological order)."""
+    """out[c] = max(z[c], out[rec c] + eps), receivers first (reverse topological order); run
+    by :func:`~pixels2peaks.terrain.hydrology.routing._propagate`."""
     for t in range(order.size - 1, -1, -1):
         c = order[t]
         r = rec[c]
@@ -200,14 +197,18 @@ def _maxprop_sequential(z, rec, eps, order, out):  # pragma: no cover - numba
             out[c] = v if v > zc else zc
 
 
-def _fill_eps_sequential(zf: np.ndarray, rec: np.ndarray, eps: float) -> np.ndarray:
-    N = zf.size
-    order = _WS.get("order", N, np.int64)
-    if _topological_order(rec, _WS.get("indeg", N, np.int32), order) != N:
-        raise InputError("receivers contain a cycle")
-    out = np.empty_like(zf)
-    _maxprop_sequential(zf, rec, eps, order, out)
-    return out
+def _fill_prepared(zz: np.ndarray, has_nodata: bool, eps: float, method: FillMethod) -> np.ndarray:
+    """Filled ``(H, W)`` heights of validated heights ``zz`` (numba, CPU)."""
+    H, W = zz.shape
+    if method == "priority_flood":
+        out = np.empty_like(zz)
+        _priority_flood(zz.ravel(), H, W, eps, out.ravel())
+        return out
+    if eps == 0.0:
+        rt = _route_prepared(zz, has_nodata, carve=False, reuse=True)
+        return _fill_from_levels(zz.ravel(), rt.basin, rt.level).reshape(H, W)
+    rec = _route_prepared(zz, has_nodata, carve=True, reuse=True).rec
+    return _propagate(_maxprop_sequential, zz.ravel(), rec, eps).reshape(H, W)
 
 
 @torch.no_grad()
@@ -298,52 +299,15 @@ def fill_depressions(
     if isinstance(z, torch.Tensor):
         return _fill_torch(z, epsilon, valid, method)
     zz, has_nodata = _prepare(z, valid)
-    eps = _check_epsilon(epsilon, zz)
-    H, W = zz.shape
-    if method == "priority_flood":
-        out = np.empty_like(zz)
-        _priority_flood(zz.ravel(), H, W, eps, out.ravel())
-        return out
-    if eps == 0.0:
-        rt = _route_prepared(zz, has_nodata, carve=False, reuse=True)
-        return _fill_from_levels(zz.ravel(), rt.basin, rt.level).reshape(H, W)
-    rec = _route_prepared(zz, has_nodata, carve=True, reuse=True).rec
-    return _fill_eps_sequential(zz.ravel(), rec, eps).reshape(H, W)
+    return _fill_prepared(zz, has_nodata, _check_epsilon(epsilon, zz), method)
 
 
 def _fill_torch(z: torch.Tensor, epsilon, valid, method) -> torch.Tensor:
-    if not z.is_floating_point():
-        z = z.to(torch.float32)
-    if z.ndim < 2:
-        raise InputError(f"heightmap must be (H, W) or (B, 1, H, W), got shape {tuple(z.shape)}")
-    H, W = z.shape[-2:]
-    flat = z.detach().reshape(-1, H, W)
-    vmask = None
-    if valid is not None:
-        vmask = torch.as_tensor(valid, device=z.device).to(torch.bool)
-        vmask = vmask.reshape(-1, H, W).expand(flat.shape[0], H, W)
-    outs = []
-    with torch.no_grad():
-        for b in range(flat.shape[0]):
-            zb = flat[b]
-            if vmask is not None:
-                zb = torch.where(vmask[b], zb, torch.full_like(zb, float("nan")))
-            zz, has_nodata = _prepare(zb.cpu().numpy())
-            eps = _check_epsilon(epsilon, zz)
-            if method == "priority_flood":
-                o = np.empty_like(zz)
-                _priority_flood(zz.ravel(), H, W, eps, o.ravel())
-                ob = torch.from_numpy(o).to(zb.device)
-            elif zb.device.type == "cpu":  # numba is faster than torch pointer jumping on a CPU
-                if eps == 0.0:
-                    rt = _route_prepared(zz, has_nodata, carve=False, reuse=True)
-                    o = _fill_from_levels(zz.ravel(), rt.basin, rt.level)
-                else:
-                    rec = _route_prepared(zz, has_nodata, carve=True, reuse=True).rec
-                    o = _fill_eps_sequential(zz.ravel(), rec, eps)
-                ob = torch.from_numpy(o)
-            else:
-                rec = _route_prepared(zz, has_nodata, carve=True, reuse=True).rec
-                ob = fill_pointer_jumping(zb.reshape(-1), torch.from_numpy(rec).to(zb.device), eps)
-            outs.append(ob.reshape(H, W).to(z.dtype))
-    return torch.stack(outs).reshape(z.shape)
+    def fill_grid(zb, zz, has_nodata, eps):
+        # numba on the CPU (faster than torch pointer jumping there), else on zb's device
+        if method == "priority_flood" or zb.device.type == "cpu":
+            return torch.from_numpy(_fill_prepared(zz, has_nodata, eps, method)).to(zb.device)
+        rec = _route_prepared(zz, has_nodata, carve=True, reuse=True).rec
+        return fill_pointer_jumping(zb.reshape(-1), torch.from_numpy(rec).to(zb.device), eps)
+
+    return _per_grid(z, epsilon, valid, fill_grid)

@@ -774,6 +774,19 @@ def _topological_order(rec, indeg, order):  # pragma: no cover - numba
     return tail
 
 
+def _propagate(kernel, zf: np.ndarray, rec: np.ndarray, eps: float) -> np.ndarray:
+    """New heights ``out`` from ``kernel(zf, rec, eps, order, out)``, a numba pass over the
+    topological ``order`` of the receivers ``rec`` (donors first). Raises
+    :class:`~pixels2peaks.errors.InputError` if ``rec`` has a cycle."""
+    N = zf.size
+    order = _WS.get("order", N, np.int64)
+    if _topological_order(rec, _WS.get("indeg", N, np.int32), order) != N:
+        raise InputError("receivers contain a cycle")
+    out = np.empty_like(zf)
+    kernel(zf, rec, eps, order, out)
+    return out
+
+
 def topological_order(rec: np.ndarray, *, reuse: bool = False) -> np.ndarray:
     """Order of the cells of a receiver forest such that every cell comes after all cells
     draining into it (donors first, outlets last). ``rec``: ``(N,)`` flat receivers.
