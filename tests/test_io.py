@@ -373,6 +373,8 @@ def test_asc_sentinel_avoids_real_heights(tmp_path):
     _same(read_dem(tmp_path / "s.asc").z, a)
     write_envi(tmp_path / "e.bil", a, dx_m=1.0)
     _same(read_dem(tmp_path / "e.bil").z, a)
+    hdr = (tmp_path / "e.hdr").read_text()  # names the file, not the staging folder it was written in
+    assert "description = {e.bil}" in hdr and ".tmp" not in hdr
 
 
 def test_dem_dataclass():

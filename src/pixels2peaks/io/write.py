@@ -175,6 +175,16 @@ def _gdal_write(path: Path, driver: str, z: np.ndarray, rcrs, aff, nodata: float
             **opts,
         ) as ds:
             ds.write(z, 1)
+        if driver == "ENVI":  # GDAL names the staging path in the header's description
+            _set_envi_description(tmp / path.name, path.name)
+
+
+def _set_envi_description(raster: Path, text: str) -> None:
+    """Replace the ``description = {...}`` block of the ENVI header next to ``raster``."""
+    import re
+
+    hdr = raster.with_suffix(".hdr")
+    hdr.write_text(re.sub(r"description = \{[^}]*\}", f"description = {{{text}}}", hdr.read_text(), count=1))
 
 
 def _sentinel(z: np.ndarray) -> float:
