@@ -4,17 +4,18 @@ The model works on *normalized* heights
 
     z_n = (z - z_ref) / (s * dx)
 
-where ``z`` are heights in metres, ``dx`` is the cell size in metres, ``s`` is one global constant
-(stored with the model) and ``z_ref`` is a per-heightmap reference height.
+where ``z`` are heights in metres, ``dx`` is the cell size in metres, ``s`` is a slope scale stored with
+the model (one constant, or a table over dx: :meth:`PriorConfig.slope_scale_at`) and ``z_ref`` is a
+per-heightmap reference height.
 
 Why this form:
 
 * **Invertible**: ``z = z_n * s * dx + z_ref``.
-* **Preserves slope across dx**: a finite difference of ``z_n`` between neighbouring cells is
-  ``(z_i - z_j) / (s * dx) = slope / s``, the same number at every sampling density, so the
-  model's notion of "steep" does not change with ``dx`` (only the extent of one tile does, which
-  the model gets through its ``dx`` conditioning).
-* **Seamless tiling**: ``s`` is global and ``z_ref`` is shared by every tile of one heightmap, so
+* **Slope-preserving**: a finite difference of ``z_n`` between neighbouring cells is
+  ``(z_i - z_j) / (s * dx) = slope / s``: with one global ``s`` the same number at every sampling
+  density; with a per-dx table (the shipped prior) slopes are scaled by one constant per density,
+  chosen so that every density has the same normalized variance (docs/model-card.md).
+* **Seamless tiling**: ``s`` and ``z_ref`` are shared by every tile of one heightmap, so
   the normalization is one affine map for the whole heightmap; tiles denoised independently in
   normalized space fit together without per-tile offsets or gains.
 
@@ -23,9 +24,9 @@ Why this form:
 within a few units; at inference any per-heightmap reference works (e.g. the mean of the known
 heights, or 0 for unconditional sampling followed by a user-chosen base level).
 
-``s`` is chosen from data statistics (see ``docs/model-card.md``): the geometric mean over the dx
-levels of the median per-crop standard deviation of ``z / dx``, so typical training crops have a
-normalized std of about 1.
+``s`` is chosen from data statistics (see ``docs/model-card.md``): per dx level, the median per-crop
+standard deviation of ``z / dx``, so typical training crops have a normalized std of about 1 at
+every level.
 """
 
 from __future__ import annotations
