@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev
 out="${1:-out/example}"
+mkdir -p "$(dirname "$out")"  # p2p run creates $out itself but refuses a missing parent
 .venv/bin/p2p run examples/alps_photo.jpg -o "$out" --overwrite
 # DEM tools on the bundled GLOBE DEM (a few seconds)
 mkdir -p "$out/dem"

@@ -4,7 +4,6 @@ and the documented behaviour for sizes that are not a multiple of the tile."""
 import numpy as np
 import pytest
 import torch
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -16,20 +15,6 @@ from tiny_diffusion import TINY
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 H, W = 37, 45  # neither a multiple of the tile (256) nor of the U-Net's downsampling (16)
-
-
-@pytest.fixture(scope="module")
-def app():
-    from pixels2peaks.cli.complete import register
-
-    a = typer.Typer()
-
-    @a.callback()
-    def _group() -> None:  # keep `complete` a sub-command
-        pass
-
-    register(a)
-    return a
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +65,7 @@ def _one_error(res, needle):
         ("zmax_other_size", "--zmax is"),
     ],
 )
-def test_bad_input_one_error_line_nothing_written(app, weights, inputs, case, needle):
+def test_bad_input_one_error_line_nothing_written(complete_app, weights, inputs, case, needle):
     tmp, z, m, zmax = inputs
     if case == "mask_all_black":
         _write(tmp, np.where(m, z, np.nan), np.zeros_like(m), zmax)
@@ -94,16 +79,16 @@ def test_bad_input_one_error_line_nothing_written(app, weights, inputs, case, ne
         _write(tmp, z_v, m, zmax)
     else:
         write_geotiff(tmp / "zmax.tif", zmax[:-1].astype(np.float32), dx_m=50.0)
-    res = _run(app, tmp, weights)
+    res = _run(complete_app, tmp, weights)
     _one_error(res, needle)
     assert not (tmp / "out").exists()
 
 
-def test_size_not_a_multiple_of_the_tile_is_completed(app, weights, inputs):
+def test_size_not_a_multiple_of_the_tile_is_completed(complete_app, weights, inputs):
     """Documented behaviour (docs/guided-completion.md): any size works, tiles are padded; the
     output keeps the input grid (no polishing) and the visible cells exactly."""
     tmp, z, m, _ = inputs
-    res = _run(app, tmp, weights, "--no-polish")
+    res = _run(complete_app, tmp, weights, "--no-polish")
     assert res.exit_code == 0, res.output
     d = read_dem(tmp / "out" / "heightmap.tif")
     assert d.shape == (H, W) and np.isfinite(d.z).all()

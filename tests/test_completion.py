@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import typer
 from typer.testing import CliRunner
 
 from pixels2peaks.training.synthetic import fractal
@@ -232,20 +231,6 @@ def test_resample_inputs():
 # CLI
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture()
-def app():
-    from pixels2peaks.cli.complete import register
-
-    a = typer.Typer()
-
-    @a.callback()
-    def _group() -> None:  # keep `complete` a sub-command
-        pass
-
-    register(a)
-    return a
-
-
-@pytest.fixture()
 def cli_inputs(tmp_path, tiny):
     from PIL import Image
 
@@ -264,12 +249,12 @@ def _args(tmp, wp, out, *extra):
             "-o", str(out), "--weights", str(wp), "--steps", "2", "--quiet", "--threads", "1", *extra]
 
 
-def test_cli_complete_no_polish_same_grid(app, cli_inputs):
+def test_cli_complete_no_polish_same_grid(complete_app, cli_inputs):
     from pixels2peaks.io import read_dem
 
     tmp, wp, z_v, m = cli_inputs
     out = tmp / "out"
-    r = CliRunner().invoke(app, _args(tmp, wp, out, "--no-polish"))
+    r = CliRunner().invoke(complete_app, _args(tmp, wp, out, "--no-polish"))
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in out.iterdir()) == ["heightmap.tif", "hillshade.png", "report.json"]
     d = read_dem(out / "heightmap.tif")
@@ -280,16 +265,16 @@ def test_cli_complete_no_polish_same_grid(app, cli_inputs):
         assert k in rep
     assert rep["config"]["polish"]["enabled"] is False and rep["dx_m"] == pytest.approx(50.0)
     # a second run into the non-empty folder needs --overwrite
-    r2 = CliRunner().invoke(app, _args(tmp, wp, out, "--no-polish"))
+    r2 = CliRunner().invoke(complete_app, _args(tmp, wp, out, "--no-polish"))
     assert r2.exit_code == 2 and "not empty" in r2.output
 
 
-def test_cli_complete_polish_halves_dx_and_size_option(app, cli_inputs):
+def test_cli_complete_polish_halves_dx_and_size_option(complete_app, cli_inputs):
     from pixels2peaks.io import read_dem
 
     tmp, wp, z_v, m = cli_inputs
     out = tmp / "out2"
-    r = CliRunner().invoke(app, _args(tmp, wp, out, "--size", "22"))
+    r = CliRunner().invoke(complete_app, _args(tmp, wp, out, "--size", "22"))
     assert r.exit_code == 0, r.output
     d = read_dem(out / "heightmap.tif")
     assert d.shape == (36, 44) and d.dx_m == pytest.approx(50.0)  # 18x22 at 100 m, polished x2
@@ -298,14 +283,14 @@ def test_cli_complete_polish_halves_dx_and_size_option(app, cli_inputs):
     assert any("--size" in n for n in rep["notes"])
 
 
-def test_cli_complete_bad_mask(app, cli_inputs):
+def test_cli_complete_bad_mask(complete_app, cli_inputs):
     from PIL import Image
 
     tmp, wp, z_v, m = cli_inputs
     Image.fromarray(np.zeros(m.shape, np.uint8)).save(tmp / "mask.png")
-    r = CliRunner().invoke(app, _args(tmp, wp, tmp / "o"))
+    r = CliRunner().invoke(complete_app, _args(tmp, wp, tmp / "o"))
     assert r.exit_code == 2 and "no visible cell" in r.output
     assert not (tmp / "o").exists()
     Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp / "mask.png")
-    r = CliRunner().invoke(app, _args(tmp, wp, tmp / "o"))
+    r = CliRunner().invoke(complete_app, _args(tmp, wp, tmp / "o"))
     assert r.exit_code == 2 and "3x3" in r.output

@@ -99,15 +99,17 @@ def test_geo_masks_binary_keeps_pure_cells_only():
 
 def test_geomorph_loss_binary_mask_ignores_the_seam():
     """Lifting the unknown side by a cliff changes only the seam: the binary-mask loss does not
-    change at all, the soft mask counts the cliff's slopes in its expectations."""
-    field = torch.randn(1, 1, N, N, generator=torch.Generator().manual_seed(1))
-    known = torch.zeros(1, 1, N, N)
+    change at all, the soft mask counts the cliff's slopes in its expectations. In float64: in
+    float32 adding the cliff rounds each height by up to ~1e-6, and the (CPU-dependent) summation
+    order decides how much of that reaches the loss."""
+    field = torch.randn(1, 1, N, N, generator=torch.Generator().manual_seed(1)).double()
+    known = torch.zeros(1, 1, N, N, dtype=torch.float64)
     known[..., : N // 2] = 1
     cliff = field + 20.0 * (1 - known)
     kw = dict(factor=2, lambda_s=1.0, lambda_c=1.0)
     binary = [float(geomorph_loss(z, known, **kw)) for z in (field, cliff)]
     soft = [float(geomorph_loss(z, known, mask="soft", **kw)) for z in (field, cliff)]
-    assert binary[1] == pytest.approx(binary[0], rel=1e-5, abs=1e-9)
+    assert binary[0] > 1e-6 and binary[1] == pytest.approx(binary[0], rel=1e-9, abs=0)
     assert abs(soft[1] - soft[0]) > 10 * abs(binary[1] - binary[0]) + 1e-3 * soft[0]
     # a region without any pure cell: nothing to compare, zero loss (and a zero gradient)
     x = cliff.clone().requires_grad_(True)

@@ -4,7 +4,9 @@ output folders, bad input."""
 from __future__ import annotations
 
 import json
+import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +136,31 @@ def test_random_camera_is_deterministic_and_above_ground():
     x, y, z = a.position_m
     assert 0 <= x <= 64 * 30 and 0 <= y <= 64 * 30
     assert z > float(hf.height_at(x, y))
+
+
+def _nadir_share(cam: Camera, extent_m: float) -> float:
+    """Share of a flat square grid seen by a camera looking (nearly) straight down from height
+    ``z``: its ground footprint, ``2 z tan(fov_x / 2)`` by that times ``height / width``."""
+    w = 2.0 * cam.position_m[2] * math.tan(math.radians(cam.fov_x_deg) / 2.0)
+    return w * w * cam.height / cam.width / extent_m**2
+
+
+@pytest.mark.parametrize("lo, hi", [(0.02, 0.04), (0.10, 0.12)])
+def test_random_camera_seen_fraction_picks_the_asked_share(lo, hi):
+    """Flat ground, cameras looking down from 100-700 m, footprints inside the grid: the share
+    seen is the footprint's area (known). Unscored, the pick is a high camera (far view, ~20 %);
+    with ``seen_fraction`` it sees the asked share. The probe estimate counts partly covered
+    coarse cells, so it runs high (by up to ~50 % for the smallest footprints here): the true
+    share may fall to ~2/3 of ``lo``."""
+    n, dx = 128, 10.0
+    hf = Heightfield(np.zeros((n, n), np.float32), dx)
+    rr = RandomCameraRanges(width=64, height=48, fov_x_deg=(60.0, 60.0), pitch_deg=(-89.0, -89.0),
+                            agl_m=(100.0, 700.0), agl_cells=(0.0, 0.0), margin=0.45, candidates=30,
+                            seen_weight=1000.0)
+    unscored = _nadir_share(random_camera(hf, 0, rr), n * dx)
+    share = _nadir_share(random_camera(hf, 0, replace(rr, seen_fraction=(lo, hi))), n * dx)
+    assert unscored > 0.15
+    assert 0.6 * lo <= share <= hi
 
 
 @pytest.mark.skipif(not (DEMS / "gabilan.bil").exists(), reason="shared DEMs not available")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from pathlib import Path
 from typing import Callable, Literal, Optional, TypeVar
@@ -23,6 +24,17 @@ def fail(message: str, code: int = EXIT_INPUT) -> None:
     raise typer.Exit(code)
 
 
+def interrupted(message: str = "interrupted") -> typer.Exit:
+    """After Ctrl-C: ignore further SIGINTs (so a second one cannot kill the clean exit), print
+    ``message`` on stderr and return the exit-130 exception to raise."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signal handlers cannot be changed there
+        pass
+    typer.echo(message, err=True)
+    return typer.Exit(EXIT_INTERRUPTED)
+
+
 def user_errors(func: F) -> F:
     """Turn :class:`InputError` into one stderr line + exit 2, Ctrl-C into a clean exit 130."""
 
@@ -33,8 +45,7 @@ def user_errors(func: F) -> F:
         except InputError as exc:
             fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            raise interrupted() from None
         except MemoryError:
             fail("out of memory: try a smaller input or --size")
 

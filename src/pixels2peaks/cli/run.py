@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from pixels2peaks.cli._common import EXIT_INTERRUPTED, user_errors
+from pixels2peaks.cli._common import interrupted, user_errors
 from pixels2peaks.cli._stages import (
     CacheDirOption,
     FovOption,
@@ -158,8 +158,7 @@ def run_cmd(
             result = run_photo(source, config, cache=cache, reporter=reporter)
             report = write_run(out, result, overwrite=overwrite, reporter=reporter)
     except KeyboardInterrupt:
-        typer.echo(f"interrupted: nothing written to {out}; finished stages stay cached", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise interrupted(f"interrupted: nothing written to {out}; finished stages stay cached") from None
     for w in report["warnings"] if quiet else ():
         typer.echo(f"warning: {w}", err=True)
     if quiet:
