@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Callable
 
 import typer
 
@@ -30,22 +29,16 @@ def _register() -> None:
 _register()
 
 
-def _exit_code(command: Callable[[], object]) -> int | str | None:
-    """Run ``command`` and return the code it exits with (the :class:`SystemExit` code; 0 if it
-    returns)."""
-    try:
-        command()
-    except SystemExit as exc:
-        return exc.code
-    return 0
-
-
 def main() -> None:
     """The ``p2p`` console entry point: :data:`app`, but an interrupted command (exit 130) ends
     at once, skipping interpreter finalization, so no late SIGINT can turn it into a kill."""
     # standalone mode prints help, usage and errors exactly as `app()` does, then exits
     # (standalone_mode=False would re-raise usage errors unprinted)
-    code = _exit_code(lambda: app(standalone_mode=True))
+    try:
+        app(standalone_mode=True)
+        code: int | str | None = 0
+    except SystemExit as exc:
+        code = exc.code
     if code == EXIT_INTERRUPTED:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):  # closed or broken pipe

@@ -73,9 +73,8 @@ def sample_timesteps(
     is drawn uniformly from ``[high_noise_min_t, T)``.
 
     The cosine schedule spends only ~5 % of uniform draws on ``t >= 950`` (log-SNR < -5), where the
-    layout of ridges and valleys is decided; an under-trained prior over-shrinks ``x0_hat`` there and
-    its samples come out flat (docs/model-card.md). ``high_noise_fraction = 0`` draws exactly as
-    ``torch.randint(0, T, (n,))``.
+    layout of ridges and valleys is decided and where the prior's samples lose their relief
+    (docs/model-card.md). ``high_noise_fraction = 0`` draws exactly as ``torch.randint(0, T, (n,))``.
 
     >>> g = torch.Generator().manual_seed(0)
     >>> bool((sample_timesteps(1000, 1000, g, 1.0, 900) >= 900).all())
