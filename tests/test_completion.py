@@ -196,6 +196,14 @@ def test_ablation_modes_run(tiny):
         assert np.isfinite(r.z).all() and np.array_equal(r.z[m], z_v[m].astype(np.float32))
 
 
+def test_default_tile_is_the_priors_tile(tiny):
+    _, z_v, m, zmax = _case(48, 48)
+    cfg = FAST.replace(tile_cells=None, polish=PolishConfig(enabled=False), steps=1)
+    r = complete(z_v, m, zmax, 60.0, cfg, model=tiny)
+    assert r.config.tile_cells == tiny.cfg.sample_size == 32  # resolved, and saved resolved
+    assert CompletionConfig.from_dict(r.config.to_dict()).tile_cells == 32
+
+
 @pytest.mark.parametrize(
     "mutate, msg",
     [

@@ -90,7 +90,7 @@ class CompletionConfig:
     geo_mask: str = "binary"
     kappa_max: float = 2.0
     repaint_t_min: float = 0.05
-    tile_cells: int = 256
+    tile_cells: int | None = None  # None: the prior's inference tile (PriorConfig.sample_size, 256)
     tile_min_edge_cells: int = 64
     tile_batch: int = 4
     tile_shift: str = "random"
@@ -382,6 +382,8 @@ def complete(
         model = model.to(memory_format=torch.channels_last)
     for p in model.parameters():
         p.requires_grad_(False)
+    if cfg.tile_cells is None:  # the prior's tile; the result saves the resolved value
+        cfg = cfg.replace(tile_cells=int(model.cfg.sample_size))
     T = int(model.cfg.num_train_timesteps)
     profiler = Profiler()
     timings: dict[str, float] = {}

@@ -42,6 +42,9 @@ class PriorConfig:
     ``z / dx`` of a training crop at that density), ``s`` depends on the density instead:
     :meth:`slope_scale_at` interpolates the table in log-log, so each density's normalized crops
     have a std of about 1 (see :mod:`pixels2peaks.diffusion.normalization`).
+    ``sample_size`` (cells) is the tile the U-Net denoises at inference; larger maps are denoised in
+    SpotDiffusion tiles of that size (256² for the shipped prior, trained on 128² crops: 128² tiles
+    gave more relief but weaker drainage, docs/model-card.md "Inference tile size").
     """
 
     block_out_channels: tuple[int, ...] = (32, 64, 128, 128)
