@@ -22,6 +22,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default=str(ROOT / "runs" / "data" / "prior_v1"))
     ap.add_argument("--weights", default=None, help="default: the shipped prior")
+    ap.add_argument("--erosion", type=float, default=0.3, help="k of the fluvial polish's stream-power step")
+    ap.add_argument("--no-polish", action="store_true", help="raw prior samples (no fluvial polish)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "realism.json"))
     ap.add_argument("--image", default=str(ROOT / "docs" / "model-card-samples.png"))
     args = ap.parse_args()
@@ -68,7 +71,7 @@ def main() -> None:
     from pixels2peaks.cli.evaluate import print_level, weights_info
     from pixels2peaks.diffusion.model import load_default_model, load_prior
     from pixels2peaks.evaluation.realism import RealismConfig, evaluate_realism, json_ready, plan_levels
-    from pixels2peaks.evaluation.unconditional import sample_heightmaps
+    from pixels2peaks.evaluation.unconditional import sample_heightmaps, unconditional_polish
 
     torch.set_num_threads(args.threads)
     console = Console(width=120)
@@ -79,6 +82,7 @@ def main() -> None:
     model_info = weights_info(Path(args.weights) if args.weights else None)  # before a re-export can race us
     model = load_prior(args.weights) if args.weights else load_default_model()
     model = model.to(memory_format=torch.channels_last)
+    pol = None if args.no_polish else unconditional_polish(args.erosion)
     samples: dict[float, np.ndarray] = {}
     sample_s: dict[str, float] = {}
 
@@ -92,7 +96,7 @@ def main() -> None:
                 print(f"  dx {d:g} m: step {k}/{total} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
         samples[d] = sample_heightmaps(model, args.n, cfg.tile_cells, d, steps=args.steps, seed=args.seed,
-                                       on_step=tick)
+                                       polish=pol, on_step=tick)
         sample_s[f"{d:g}"] = round(time.perf_counter() - t0, 1)
         return samples[d]
 
@@ -112,7 +116,7 @@ def main() -> None:
         "loadavg_before": [round(v, 2) for v in load_before],
         "loadavg_after": [round(v, 2) for v in os.getloadavg()],
         "data": args.data,
-        "model": model_info | {"steps": args.steps},
+        "model": model_info | {"steps": args.steps, "polish": None if pol is None else asdict(pol)},
         "n_per_dx": args.n,
         **report,
         "sampling_s": sample_s,

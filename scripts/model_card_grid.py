@@ -1,7 +1,8 @@
 """Hillshades of unconditional 256² samples of the shipped prior at every trained dx level, for
 docs/model-card.md: ``.venv/bin/python scripts/model_card_grid.py [-o docs/model-card-grid.png]``.
 
-One row per dx (30, 60, 120, 960, 1920 m), ``-n`` samples each (DDIM, 30 log-SNR steps, seed 0).
+One row per dx (30, 60, 120, 960, 1920 m): ``-n`` raw samples (DDIM, 30 log-SNR steps, seed 0),
+then the same samples after the default fluvial polish (``p2p sample``'s output).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import torch
 
 from pixels2peaks.diffusion.model import load_default_model
-from pixels2peaks.evaluation.unconditional import sample_heightmaps
+from pixels2peaks.evaluation.unconditional import FLUVIAL_POLISH, sample_heightmaps
 from pixels2peaks.training.viz import save_grid
 
 DX_M = (30.0, 60.0, 120.0, 960.0, 1920.0)
@@ -27,11 +28,11 @@ def main() -> None:
     model = load_default_model()
     tiles, dxs, labels = [], [], []
     for dx in DX_M:
-        z = sample_heightmaps(model, a.n, 256, dx, steps=30, seed=0)
-        tiles += list(z)
-        dxs += [dx] * a.n
-        labels += [f"{dx:g} m"] * a.n
-    print(save_grid(tiles, dxs, a.out, ncols=a.n, labels=labels))
+        for polish, name in ((None, "raw"), (FLUVIAL_POLISH, "polished")):
+            tiles += list(sample_heightmaps(model, a.n, 256, dx, steps=30, seed=0, polish=polish))
+            dxs += [dx] * a.n
+            labels += [f"{name} {dx:g} m"] * a.n
+    print(save_grid(tiles, dxs, a.out, ncols=2 * a.n, labels=labels))
 
 
 if __name__ == "__main__":

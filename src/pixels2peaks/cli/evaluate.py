@@ -6,6 +6,7 @@ import json
 import math
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Optional
 
@@ -118,6 +119,8 @@ def realism_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of the samples, the noise and the floor subset."),
     threads: Optional[int] = typer.Option(None, help="torch threads."),
     bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast for sampling."),
+    erosion: float = typer.Option(0.3, "--erosion", help="k of the fluvial polish's stream-power step (0 = none)."),
+    polish: bool = typer.Option(True, "--polish/--no-polish", help="Fluvial polish (--no-polish: raw prior samples)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
 ) -> None:
     """Compare unconditional samples with held-out real tiles, fractal noise and real-vs-real."""
@@ -150,9 +153,11 @@ def realism_cmd(
             return folder[round(d, 6)][:n]
     else:
         from pixels2peaks.diffusion.model import load_default_model, load_prior
-        from pixels2peaks.evaluation.unconditional import sample_heightmaps
+        from pixels2peaks.evaluation.unconditional import sample_heightmaps, unconditional_polish
 
-        model_info = weights_info(weights) | {"steps": steps, "bf16": bf16}  # before loading: exports may race
+        pol = unconditional_polish(erosion) if polish else None
+        model_info = weights_info(weights) | {"steps": steps, "bf16": bf16,
+                                              "polish": None if pol is None else json_ready(asdict(pol))}  # before loading: exports may race
         model = load_prior(weights) if weights else load_default_model()
         model = model.to(memory_format=torch.channels_last)
 
@@ -162,7 +167,7 @@ def realism_cmd(
             with Progress(TextColumn(f"sampling dx {d:g} m"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("steps"), TimeElapsedColumn(), console=console, transient=True) as bar:
                 task = bar.add_task("sample", total=None)
-                z = sample_heightmaps(model, n, tile, d, steps=steps, seed=seed, bf16=bf16,
+                z = sample_heightmaps(model, n, tile, d, steps=steps, seed=seed, bf16=bf16, polish=pol,
                                       on_step=lambda k, tot: bar.update(task, completed=k, total=tot))
             console.print(f"sampled {n} x {tile}^2 at dx {d:g} m")
             return z

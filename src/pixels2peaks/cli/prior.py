@@ -74,19 +74,22 @@ def sample_cmd(
     base: float = typer.Option(0.0, "--base-m", help="Height of the lowest cell in metres."),
     weights: Optional[Path] = typer.Option(None, help="Prior weights (.safetensors); default: the shipped model."),
     bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast (faster, slightly less accurate)."),
+    erosion: float = typer.Option(0.3, "--erosion", help="k of the fluvial polish's stream-power step (0 = none)."),
+    polish: bool = typer.Option(True, "--polish/--no-polish", help="Fluvial polish (--no-polish: raw prior samples)."),
     threads: Optional[int] = typer.Option(None, help="torch threads."),
 ) -> None:
     """Unconditional samples from the prior, as float32 GeoTIFFs in metres with the cell size set.
 
     A --size larger than the model tile (256) or not a multiple of 16 is sampled with 2-D
-    SpotDiffusion tiling (paper §5.4) and one height normalization for the whole map.
+    SpotDiffusion tiling (paper §5.4) and one height normalization for the whole map. Each sample
+    is then polished (Algorithm 4 with a stream-power incision step, docs/model-card.md).
     """
     import torch
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pixels2peaks.diffusion.model import load_default_model, load_prior
-    from pixels2peaks.evaluation.unconditional import is_single_tile, sample_heightmaps
+    from pixels2peaks.evaluation.unconditional import is_single_tile, sample_heightmaps, unconditional_polish
     from pixels2peaks.io import write_geotiff
 
     if not dx > 0:
@@ -95,6 +98,7 @@ def sample_cmd(
         raise InputError("-n and --steps must be >= 1")
     if size < 16:
         raise InputError(f"--size must be at least 16 cells, got {size}")
+    pol = unconditional_polish(erosion) if polish else None
     if out.exists() and not out.is_dir():
         raise InputError(f"output path {out} is not a directory")
     if threads:
@@ -105,7 +109,7 @@ def sample_cmd(
     with Progress(TextColumn(f"sampling {n} x {size}^2 at {dx:g} m, {how}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("steps"), TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("sample", total=None)
-        z = sample_heightmaps(model, n, size, dx, steps=steps, seed=seed, bf16=bf16,
+        z = sample_heightmaps(model, n, size, dx, steps=steps, seed=seed, bf16=bf16, polish=pol,
                               on_step=lambda k, tot: bar.update(task, completed=k, total=tot))
     out.mkdir(parents=True, exist_ok=True)
     for i in range(n):

@@ -3,6 +3,7 @@ hard constraint projection + a short guided SDEdit walk.
 
     Z <- U_u(Z)                                    (bicubic, dx -> dx / u)
     for t in [t_1 > t_2 > ... > t_n]   (t_1 ~ 0.05, n ~ 3):
+        Z <- E_k(Z)                                (optional: stream-power incision, ours)
         Z <- Z + U_k(H(D_k Z) - D_k Z)             (breach at the coarser resolution)
         Z <- min(Z, Z_max)                         (view bound)
         Z <- guided-denoise(q(Z, t), t -> 0)
@@ -12,6 +13,11 @@ upsampled instead of replacing ``Z`` by the upsampled coarse breached surface. T
 resamples the whole map through ``D_k`` every iteration and throws away the detail above the
 coarse Nyquist frequency, which a walk from ``t <= 0.05`` cannot restore; the residual form
 applies the same carving and keeps the detail (identical where breaching changes nothing).
+
+Addition (ours, off unless ``erosion_k > 0``): before the breach, one implicit stream-power
+incision step ``E_k`` (:func:`~pixels2peaks.terrain.hydrology.stream_power.stream_power_erode`),
+a hard projection towards fluvially eroded terrain (channel slope falling with drainage area),
+which the short walk then re-textures; measured in docs/model-card.md ("Fluvial polish").
 
 Everything here is in metres on ``(H, W)`` float64 numpy arrays; the denoising walk is supplied
 by the caller (:func:`pixels2peaks.diffusion.completion.complete`) as ``denoise(z, t) -> z``.
@@ -30,6 +36,7 @@ from pixels2peaks.diffusion.sampling import Profiler, section
 from pixels2peaks.errors import InputError
 from pixels2peaks.terrain.attributes import downsample_smooth
 from pixels2peaks.terrain.hydrology import breach_depressions, default_epsilon, fill_depressions
+from pixels2peaks.terrain.hydrology.stream_power import stream_power_erode
 
 __all__ = [
     "PolishConfig",
@@ -49,7 +56,8 @@ class PolishConfig:
     super-resolution); ``breach_factor``: the ``k`` of ``D_k``/``U_k``; ``final_projection``:
     after the last iteration, breach once more at full resolution and clamp to ``Z_max`` (an
     addition to Algorithm 4, which ends on a denoising walk: that walk re-creates cell-scale pits,
-    see ``docs/guided-completion.md``)."""
+    see ``docs/guided-completion.md``); ``erosion_k``: the dimensionless ``k`` of one
+    stream-power incision step before every projection (0 = off, Algorithm 4 as printed)."""
 
     enabled: bool = True
     upsample: int = 2
@@ -57,9 +65,12 @@ class PolishConfig:
     steps: int = 1
     breach_factor: int = 2
     final_projection: bool = True
+    erosion_k: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ts", tuple(float(t) for t in self.ts))
+        if not self.erosion_k >= 0.0:
+            raise InputError(f"polish erosion_k must be >= 0, got {self.erosion_k}")
         if self.upsample < 1 or self.breach_factor < 1:
             raise InputError("polish upsample and breach_factor must be >= 1")
         if self.steps < 1:
@@ -135,18 +146,22 @@ def polish(
     breach_factor: int = 2,
     method: str = "breach",
     final_projection: bool = False,
+    erosion_k: float = 0.0,
     callback: Callable[[int, np.ndarray], None] | None = None,
     profiler: Profiler | None = None,
 ) -> np.ndarray:
     """The iteration loop of Algorithm 4 on an already upsampled ``z`` (metres; ``z_max`` at the
     same resolution, non-finite = unbounded). ``denoise(z, t)`` noises ``z`` to ``t`` and walks
     back to 0 (guided). ``callback(i, z)`` after every iteration. ``final_projection``: end with
-    a full-resolution breach (or fill) + clamp."""
+    a full-resolution breach (or fill) + clamp. ``erosion_k > 0``: a stream-power incision step
+    (:func:`stream_power_erode`) before every projection but the final one."""
     z = np.asarray(z, dtype=np.float64)
     zm = np.where(np.isfinite(z_max), z_max, np.inf)
     eps = default_epsilon(z)
     for i, t in enumerate(ts):
         with section(profiler, "polish_projection"):
+            if erosion_k > 0:
+                z = stream_power_erode(z, erosion_k)
             z = coarse_projection(z, breach_factor, method=method, epsilon=eps, profiler=profiler)
             z = np.minimum(z, zm)
         z = denoise(z, float(t))

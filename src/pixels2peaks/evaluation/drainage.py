@@ -40,11 +40,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 from pixels2peaks.errors import InputError, check_cell_size
-from pixels2peaks.terrain.hydrology import breach_depressions, depression_depth, flow_receivers
-from pixels2peaks.terrain.hydrology.routing import topological_order
+from pixels2peaks.terrain.hydrology import depression_depth
+from pixels2peaks.terrain.hydrology.accumulation import drainage_area_cells, flow_network
 
 __all__ = [
     "DrainageConfig",
@@ -97,34 +96,6 @@ class DrainageSamples:
     area_cells: np.ndarray
     channel_area_cells: np.ndarray
     channel_slope: np.ndarray
-
-
-@njit(cache=True)
-def _accumulate(rec, order, acc):  # pragma: no cover - numba
-    for k in range(order.size):
-        i = order[k]
-        r = rec[i]
-        if r != i:
-            acc[r] += acc[i]
-
-
-def drainage_area_cells(rec: np.ndarray) -> np.ndarray:
-    """Number of cells draining through each cell (itself included), ``(N,)`` float64, for a
-    receiver forest ``rec`` (``rec[i] == i`` at outlets)."""
-    rec = np.ascontiguousarray(rec, dtype=np.int64)
-    order = topological_order(rec)
-    acc = np.ones(rec.size, np.float64)
-    _accumulate(rec, order, acc)
-    return acc
-
-
-def flow_network(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(breached heights (H, W) float64, D8 receivers (H*W,))`` of a finite heightmap (metres)."""
-    z = np.asarray(z, dtype=np.float64)
-    if z.ndim != 2 or not np.isfinite(z).all():
-        raise InputError("drainage statistics need a finite (H, W) heightmap")
-    zb = breach_depressions(z, "auto")
-    return zb, flow_receivers(zb)
 
 
 def reach_slope(z: np.ndarray, rec: np.ndarray, dx_m: float, reach_cells: int) -> np.ndarray:

@@ -7,6 +7,8 @@
 * :func:`fill_depressions` -- exact depression filling (routing, or Priority-Flood by Barnes
   et al. 2014).
 * :func:`depression_depth`, :func:`mean_depression_depth` (MDD), :func:`depression_fraction`.
+* :func:`drainage_area_cells`, :func:`stream_power_erode` -- flow accumulation and one implicit
+  stream-power incision step (Braun & Willett 2013; the fluvial polish of unconditional samples).
 * :func:`hydrology_target` -- the stop-gradient target of the hydrological guidance (torch).
 
 Conventions: ``docs/conventions.md`` (``(H, W)`` row 0 north, NaN nodata, flat C-order
@@ -28,6 +30,8 @@ from pixels2peaks.terrain.hydrology.depressions import (
 )
 from pixels2peaks.terrain.hydrology.fill import fill_depressions
 from pixels2peaks.terrain.hydrology.routing import flow_receivers
+from pixels2peaks.terrain.hydrology.accumulation import drainage_area_cells
+from pixels2peaks.terrain.hydrology.stream_power import stream_power_erode
 
 __all__ = [
     "flow_receivers",
@@ -38,6 +42,8 @@ __all__ = [
     "depression_fraction",
     "hydrology_target",
     "default_epsilon",
+    "drainage_area_cells",
+    "stream_power_erode",
 ]
 
 
