@@ -240,10 +240,20 @@ def evaluate(z_out, u, case):
     m.update(view_errors(z_in, case["z_v"], case["m_v"], case["z_max"]))
     for suffix, f in GEO_SCALES.items():
         m[f"slope_w1{suffix}_deg"], m[f"curv_w1{suffix}"] = geo_distances(z_in, case["m_v"], case["dx"], f)
+    m["theta"] = theta_of(z_in, case["dx"])
     if case.get("z_true") is not None:
         occ = ~case["m_v"]
         m["rmse_occluded_m"] = float(np.sqrt(np.mean((z_in - case["z_true"])[occ] ** 2)))
+        m["theta_true"] = theta_of(case["z_true"], case["dx"])
     return m
+
+
+def theta_of(z, dx):
+    """Concavity theta of Flint's law on the whole map (the realism statistic, one tile)."""
+    from pixels2peaks.evaluation.drainage import concavity, drainage_samples
+
+    d = drainage_samples(np.asarray(z, np.float64), dx)
+    return float(concavity(d.channel_area_cells, d.channel_slope))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -271,6 +281,9 @@ def configurations(base):
         "no_view_np": dataclasses.replace(c_np, guidance=dataclasses.replace(g, view=0.0)),
         "unguided": dataclasses.replace(base, guidance=dataclasses.replace(g, scale=0.0)),
         "unguided_no_polish": dataclasses.replace(c_np, guidance=dataclasses.replace(g, scale=0.0)),
+        # not in the default list: the fluvial polish of unconditional samples (stream-power
+        # incision k = 0.3 before each breach projection, model card "Fluvial polish")
+        "d_full_erosion": dataclasses.replace(base, polish=dataclasses.replace(base.polish, erosion_k=0.3)),
         # not in the default list: L_geo as in session 1 (soft M_sigma, slope and curvature at D_2,
         # geo 3, lambda_c 10), main diffusion only
         "geo_soft_d2_np": dataclasses.replace(c_np, geo_mask="soft", geo_factors=(2, 2),
@@ -377,7 +390,7 @@ def summarize(rows):
     for r in rows:
         by.setdefault(r["config"], []).append(r)
     keys = ["mdd_m", "vve_m", "ove_m", "slope_w1_deg", "curv_w1", "slope_w1_cell_deg", "curv_w1_cell",
-            "rmse_occluded_m", "final_projection_mean_abs_m", "seconds"]
+            "rmse_occluded_m", "final_projection_mean_abs_m", "theta", "theta_true", "seconds"]
     summary = {}
     for cfg, rs in by.items():
         summary[cfg] = {k: float(np.nanmean([r.get(k, np.nan) for r in rs])) for k in keys}
@@ -498,11 +511,11 @@ def main():
     summary = summarize(rows)
     chk = targets(summary)
     print(f"\n{'config':28s} {'MDD m':>8s} {'VVE m':>8s} {'OVE m':>8s} {'slopeW1':>8s} {'curvW1':>8s} "
-          f"{'slope1':>8s} {'curv1':>8s} {'RMSEocc':>8s} {'proj m':>7s} {'s':>6s}")
+          f"{'slope1':>8s} {'curv1':>8s} {'RMSEocc':>8s} {'proj m':>7s} {'theta':>6s} {'s':>6s}")
     for cfg, s in summary.items():
         print(f"{cfg:28s} {s['mdd_m']:8.3f} {s['vve_m']:8.3f} {s['ove_m']:8.3f} {s['slope_w1_deg']:8.3f} "
               f"{s['curv_w1']:8.4f} {s['slope_w1_cell_deg']:8.3f} {s['curv_w1_cell']:8.4f} "
-              f"{s['rmse_occluded_m']:8.2f} {s['final_projection_mean_abs_m']:7.3f} {s['seconds']:6.1f}")
+              f"{s['rmse_occluded_m']:8.2f} {s['final_projection_mean_abs_m']:7.3f} {s['theta']:6.3f} {s['seconds']:6.1f}")
     print("\ntargets:", json.dumps(chk, indent=1))
     if args.panels:
         print(f"-> {write_panels(cases, outputs, args.panels)}")

@@ -115,3 +115,17 @@ def test_polish_applies_the_incision_before_each_projection():
     assert not np.allclose(plain, out)
     with pytest.raises(InputError, match="erosion_k"):
         PolishConfig(erosion_k=-0.1)
+
+
+def test_fixed_cells_keep_their_height_and_anchor_their_donors():
+    # the valley's third cell is fixed: it keeps 2.0, the cell above it incises towards 2.0
+    fixed = np.zeros((3, 5), bool)
+    fixed[1, 2] = True
+    out = stream_power_erode(valley([0.0, 1.0, 2.0, 3.0, 4.0]), 1.0, 0.0, fixed=fixed)
+    assert out[1, :4].tolist() == [0.0, 0.5, 2.0, 2.5]
+    z = 80.0 * fbm((24, 24), 3.0, np.random.default_rng(5))
+    mask = np.random.default_rng(6).random(z.shape) < 0.3
+    e = stream_power_erode(z, 0.5, fixed=mask)
+    assert np.array_equal(e[mask], z[mask]) and not np.allclose(e[~mask], z[~mask])
+    with pytest.raises(InputError, match="fixed mask shape"):
+        stream_power_erode(z, 0.5, fixed=mask[:, :-1])

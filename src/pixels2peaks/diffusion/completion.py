@@ -453,7 +453,7 @@ def complete(
             z_up, zm_out if zm_out is not None else np.full(z_up.shape, np.inf),
             lambda z, t: pwalker.walk(z, t, pol.steps, cb), pol.ts,
             breach_factor=pol.breach_factor, method="breach", final_projection=pol.final_projection,
-            erosion_k=pol.erosion_k,
+            erosion_k=pol.erosion_k, fixed=known_out,
             profiler=profiler, callback=lambda i, z: last.__setitem__(0, z),
         )
         if pol.final_projection and last[0] is not None:

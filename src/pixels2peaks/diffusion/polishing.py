@@ -147,6 +147,7 @@ def polish(
     method: str = "breach",
     final_projection: bool = False,
     erosion_k: float = 0.0,
+    fixed: np.ndarray | None = None,
     callback: Callable[[int, np.ndarray], None] | None = None,
     profiler: Profiler | None = None,
 ) -> np.ndarray:
@@ -154,14 +155,15 @@ def polish(
     same resolution, non-finite = unbounded). ``denoise(z, t)`` noises ``z`` to ``t`` and walks
     back to 0 (guided). ``callback(i, z)`` after every iteration. ``final_projection``: end with
     a full-resolution breach (or fill) + clamp. ``erosion_k > 0``: a stream-power incision step
-    (:func:`stream_power_erode`) before every projection but the final one."""
+    (:func:`stream_power_erode`) before every projection but the final one; ``fixed`` (bool,
+    same shape): cells the incision leaves unchanged (the known cells of a completion)."""
     z = np.asarray(z, dtype=np.float64)
     zm = np.where(np.isfinite(z_max), z_max, np.inf)
     eps = default_epsilon(z)
     for i, t in enumerate(ts):
         with section(profiler, "polish_projection"):
             if erosion_k > 0:
-                z = stream_power_erode(z, erosion_k)
+                z = stream_power_erode(z, erosion_k, fixed=fixed)
             z = coarse_projection(z, breach_factor, method=method, epsilon=eps, profiler=profiler)
             z = np.minimum(z, zm)
         z = denoise(z, float(t))

@@ -33,11 +33,11 @@ __all__ = ["stream_power_erode"]
 
 
 @njit(cache=True)
-def _implicit_step(z, rec, order, area, k, m, W, out):  # pragma: no cover - numba
+def _implicit_step(z, rec, order, area, k, m, W, fixed, out):  # pragma: no cover - numba
     for q in range(order.size - 1, -1, -1):  # outlets first
         i = order[q]
         r = rec[i]
-        if r == i:
+        if r == i or fixed[i]:
             out[i] = z[i]
             continue
         length = 1.0 if (i // W == r // W or i % W == r % W) else math.sqrt(2.0)
@@ -45,12 +45,14 @@ def _implicit_step(z, rec, order, area, k, m, W, out):  # pragma: no cover - num
         out[i] = (z[i] + f * out[r]) / (1.0 + f)
 
 
-def stream_power_erode(z: np.ndarray, k: float, m: float = 0.45) -> np.ndarray:
+def stream_power_erode(z: np.ndarray, k: float, m: float = 0.45, *, fixed: np.ndarray | None = None) -> np.ndarray:
     """One implicit stream-power incision step (n = 1) of a finite ``(H, W)`` heightmap.
 
     ``k``: erodibility times time step, dimensionless (areas and lengths in cells; 0 = no
     change); ``m``: area exponent (0.45: the concavity of real rivers, Whipple & Tucker 1999).
-    Returns a new ``(H, W)`` float64 array in the units of ``z``. Border cells are outlets.
+    ``fixed``: optional ``(H, W)`` bool mask of cells that keep their height (e.g. the seen
+    cells of a completion); cells upstream of them still incise towards them. Returns a new
+    ``(H, W)`` float64 array in the units of ``z``. Border cells are outlets.
 
     >>> z = np.full((3, 5), 100.0)
     >>> z[1] = [0.0, 1.0, 2.0, 3.0, 4.0]  # a valley draining west; borders are outlets
@@ -60,10 +62,14 @@ def stream_power_erode(z: np.ndarray, k: float, m: float = 0.45) -> np.ndarray:
     if not (math.isfinite(k) and k >= 0.0) or not (math.isfinite(m) and m >= 0.0):
         raise InputError(f"stream-power k and m must be finite and >= 0, got k={k}, m={m}")
     z = np.asarray(z, dtype=np.float64)
+    fx = np.zeros(z.shape, bool) if fixed is None else np.asarray(fixed, dtype=bool)
+    if fx.shape != z.shape:
+        raise InputError(f"fixed mask shape {fx.shape} differs from the heightmap's {z.shape}")
     _, rec = flow_network(z)
     if k == 0.0:
         return z.copy()
     rec = np.ascontiguousarray(rec, dtype=np.int64)
     out = np.empty(z.size, np.float64)
-    _implicit_step(np.ascontiguousarray(z).ravel(), rec, topological_order(rec), drainage_area_cells(rec), float(k), float(m), z.shape[1], out)
+    _implicit_step(np.ascontiguousarray(z).ravel(), rec, topological_order(rec), drainage_area_cells(rec),
+                   float(k), float(m), z.shape[1], np.ascontiguousarray(fx).ravel(), out)
     return out.reshape(z.shape)
