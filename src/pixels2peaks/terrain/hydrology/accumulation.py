@@ -45,6 +45,6 @@ def flow_network(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(breached heights (H, W) float64, D8 receivers (H*W,))`` of a finite heightmap (metres)."""
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 2 or not np.isfinite(z).all():
-        raise InputError("drainage statistics need a finite (H, W) heightmap")
+        raise InputError("flow routing needs a finite (H, W) heightmap")
     zb = breach_depressions(z, "auto")
     return zb, flow_receivers(zb)
