@@ -30,8 +30,10 @@ Reads ``../shared/data`` (says so and skips a part when it is missing). One torc
     Variants: ``gt-geometry`` (the rendered pointmap in the camera frame + true terrain mask:
     only the search/fit), ``builtin`` (builtin segmentation + geometry), ``classical`` (the
     classical depth), each with the true mean slope as the prior; and ``builtin`` with the builtin
-    slope prior. True mean slope = mean DEM slope (central differences at the DEM's cell size)
-    over the truly seen cells.
+    slope prior. The pitch search corrects the prior by the backend's ``slope_gain`` (the depth
+    network's, measured on renders of training terrains; ``builtin + true slope, no slope gain``
+    is the uncorrected search). True mean slope = mean DEM slope (central differences at the
+    DEM's cell size) over the truly seen cells.
 
 Usage: .venv/bin/python benchmarks/perception.py [--photos 24] [--size 512 384] [--parts depth sky synth]
 Writes benchmarks/results/perception.json (command, date, machine load, tables).
@@ -256,6 +258,12 @@ def heldout_terrains(max_globe: int = 12) -> list[tuple[str, np.ndarray, float]]
     return out
 
 
+def true_mean_slope(z: np.ndarray, dx: float, seen: np.ndarray) -> float:
+    from pixels2peaks.training.perception_depth import seen_mean_slope_deg
+
+    return seen_mean_slope_deg(z, dx, seen)
+
+
 def synthetic_photos(n: int, size: tuple[int, int], min_slope_deg: float = 3.0):
     """Yield ``(label, z, dx, SynthResult)``: alternately GLOBE tiles and Front Range; a view is
     kept if >= 30 % of the pixels are terrain, >= 200 cells are seen and the seen cells' mean
@@ -284,13 +292,6 @@ def synthetic_photos(n: int, size: tuple[int, int], min_slope_deg: float = 3.0):
             continue
         made += 1
         yield f"{name} seed {seed}", z, dx, res
-
-
-def true_mean_slope(z: np.ndarray, dx: float, seen: np.ndarray) -> float:
-    from pixels2peaks.terrain.attributes import slope
-
-    s = np.asarray(slope(np.where(np.isfinite(z), z, np.nanmean(z)).astype(np.float64), dx, unit="deg"))
-    return float(s[seen].mean())
 
 
 def zv_errors(vh, true_cam, z_true: np.ndarray, dx_true: float) -> dict:
@@ -340,35 +341,37 @@ def part_synth(n: int, size: tuple[int, int]) -> list[dict]:
         row["terrain_iou"] = float((terrain & hit).sum() / max((terrain | hit).sum(), 1))
         builtin_prior = DefaultPriors(fov_x_deg=cam.fov_x_deg, terrain=terrain).estimate(rgb).mean_slope_deg
         pc_true = cam.world_to_camera(res.render.pointmap.astype(np.float64))
-        geos = [("gt-geometry", pc_true, hit)]
+        geos = [("gt-geometry", pc_true, hit, 1.0)]
         opts = {"fov_x_deg": cam.fov_x_deg, "terrain": terrain}
         b = select("geometry", "builtin", opts)
         gb = b.backend.estimate(rgb)
-        geos.append(("builtin", gb.points, gb.valid & terrain))
+        geos.append(("builtin", gb.points, gb.valid & terrain, gb.slope_gain))
         if "learned" in gb.source:
             gc = ClassicalGeometry(fov_x_deg=cam.fov_x_deg, terrain=terrain).estimate(rgb)
-            geos.append(("classical", gc.points, gc.valid & terrain))
-        for gname, pts, valid in geos:
+            geos.append(("classical", gc.points, gc.valid & terrain, gc.slope_gain))
+        for gname, pts, valid, gain in geos:
             if gname != "gt-geometry":
                 e = depth_errors(np.linalg.norm(pts.astype(np.float64), axis=2), res.render.depth, valid & hit)
                 row["variants"][f"{gname} depth"] = {sp: e[sp] for sp in ("depth", "relative", "disparity")}
             m = valid & np.isfinite(pts).all(axis=2) & (pts[..., 2] > 0)
             p = pts[m].astype(np.float64)
             keep = clean_points(p) if gname != "gt-geometry" else np.ones(len(p), bool)
-            priors = [("true slope", true_slope, "rising")]
+            priors = [("true slope", true_slope, "rising", gain)]
             if gname != "classical":
-                priors.append(("true slope, plain argmin", true_slope, "any"))
+                priors.append(("true slope, plain argmin", true_slope, "any", gain))
             if gname == "builtin":
-                priors.append(("builtin prior", builtin_prior, "rising"))
-            for pname, s, branch in priors:
+                priors.append(("builtin prior", builtin_prior, "rising", gain))
+                if gain != 1.0:
+                    priors.append(("true slope, no slope gain", true_slope, "rising", 1.0))
+            for pname, s, branch, g in priors:
                 t0 = time.perf_counter()
                 vh = reconstruct(p[keep][:, None, :], np.ones((int(keep.sum()), 1), bool), cam.fov_x_deg, s, zr,
-                                 replace(no_clean, pitch_branch=branch))
+                                 replace(no_clean, pitch_branch=branch), slope_gain=g)
                 sec = time.perf_counter() - t0
                 key = f"{gname} + {pname}"
                 row["variants"][key] = {"pitch_deg": vh.camera.pitch_deg,
                                         "pitch_error_deg": abs(vh.camera.pitch_deg - cam.pitch_deg),
-                                        "prior_slope_deg": s, "seconds": round(sec, 2),
+                                        "prior_slope_deg": s, "slope_gain": g, "seconds": round(sec, 2),
                                         **zv_errors(vh, cam, z, dx)}
         row["variants"]["pitch 0 baseline"] = {"pitch_deg": 0.0, "pitch_error_deg": abs(cam.pitch_deg)}
         rows.append(row)

@@ -116,6 +116,13 @@ def test_estimate_visible_builtin_end_to_end(tmp_path, geometry, min_bound_m):
     assert r["priors"]["sources"]["elevation_range_m"] == "user"
     assert r["priors"]["sources"]["mean_slope_deg"].startswith("builtin")
     assert r["backends"]["geometry"] == {"name": geometry, "reason": f"requested {geometry}"}
+    # the pitch search targets the prior corrected by the geometry's slope gain
+    from pixels2peaks.perception.geometry import pointmap_slope_deg
+
+    gain = r["pitch_search"]["slope_gain"]
+    assert gain == 1.0 if geometry == "classical" else 0.0 < gain <= 1.5
+    assert r["pitch_search"]["target_slope_deg"] == pytest.approx(
+        pointmap_slope_deg(r["priors"]["mean_slope_deg"], gain))
     out = res.save(tmp_path / "out")
     assert sorted(f.name for f in out.iterdir()) == sorted(OUTPUT_FILES)
     cam = Camera.load(out / "camera.json")
@@ -171,3 +178,16 @@ def test_cli_visible(tmp_path):
     assert not (tmp_path / "o2").exists()
     r = runner.invoke(app, args[:-4] + ["--geometry", "moge", "-o", str(tmp_path / "o3")])
     assert r.exit_code == 2 and "moge" in r.output
+
+
+def test_geometry_cache_key_follows_the_weights_card(tmp_path, monkeypatch):
+    import pixels2peaks.perception.pipeline as pl
+
+    card = tmp_path / "net.json"
+    card.write_text('{"slope_gain": {"value": 0.7}}')
+    monkeypatch.setattr(pl, "_STAGE_DATA", {"geometry": (card,)})
+    a = pl._backend_settings("geometry", "builtin", {})
+    card.write_text('{"slope_gain": {"value": 0.6}}')
+    b = pl._backend_settings("geometry", "builtin", {})
+    assert a["data"] != b["data"] and a["code"] == b["code"]
+    assert "data" not in pl._backend_settings("priors", "builtin", {})

@@ -134,13 +134,14 @@ _CACHE: dict[str, Any] = {}
 
 
 def load_depth_net(stem: str | Path = DEFAULT_WEIGHTS) -> tuple[Any, dict[str, Any]]:
-    """``(network in eval mode, card)``; cached per path."""
+    """``(network in eval mode, card)``; cached per path and file modification times (a
+    rewritten card, e.g. a new ``slope_gain``, is read again)."""
     s = Path(stem)
-    key = str(s.resolve())
-    if key in _CACHE:
-        return _CACHE[key]
     if not weights_available(s):
         raise InputError(f"no depth network weights at {s}.safetensors / .json")
+    key = (str(s.resolve()), s.with_suffix(".json").stat().st_mtime_ns, s.with_suffix(".safetensors").stat().st_mtime_ns)
+    if key in _CACHE:
+        return _CACHE[key]
     from safetensors.torch import load_file
 
     card = json.loads(s.with_suffix(".json").read_text())
@@ -216,7 +217,9 @@ def ray_pointmap(distance: np.ndarray, fov_x_deg: float) -> np.ndarray:
 @dataclass
 class LearnedGeometry:
     """Geometry backend of the learned network: pointmap from ``exp(ln d)`` along the rays of
-    the given (or default 60 deg) horizontal FOV; ``valid`` = the terrain mask (if given)."""
+    the given (or default 60 deg) horizontal FOV; ``valid`` = the terrain mask (if given);
+    ``slope_gain`` from the card (``slope_gain.value``, written by
+    ``python -m pixels2peaks.training.perception_depth calibrate``; 1 if absent)."""
 
     fov_x_deg: float = 60.0
     terrain: np.ndarray | None = None
@@ -229,6 +232,8 @@ class LearnedGeometry:
         d = np.exp(ld - float(np.median(ld)))
         pts = ray_pointmap(d, self.fov_x_deg)
         valid = self.terrain.copy() if self.terrain is not None else np.ones(d.shape, bool)
+        gain = float(card.get("slope_gain", {}).get("value", 1.0))
         return GeometryResult(pts, self.fov_x_deg, valid, source="builtin: learned depth net "
-                              f"({card.get('parameters', '?')} parameters)")
+                              f"({card.get('parameters', '?')} parameters, slope gain {gain:.3g})",
+                              slope_gain=gain)
 

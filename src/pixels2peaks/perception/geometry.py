@@ -18,6 +18,10 @@ Choices (not fixed by the paper):
 * **Pitch-search grid**: ``dx = extent / search_cells`` (extent = larger side of the projected
   bounding box), slope = :func:`pixels2peaks.terrain.attributes.slope` over occupied cells whose
   four neighbours are occupied (central differences need them).
+* **Slope gain**: a geometry backend whose pointmaps are systematically flatter (or steeper)
+  than the scene declares a ``slope_gain`` ``g`` (``tan s_points ~ g tan s_true``, measured on
+  renders of training DEMs); the search then matches ``atan(g tan s_prior)``
+  (:func:`pointmap_slope_deg`), so the prior stays a statement about the real terrain.
 * **Pitch branch**: the slope-vs-pitch curve is U-shaped, so a prior slope is matched by two
   pitches; by default only pitches at or above the curve's minimum count (the terrain rises away
   from the camera on average, as seen terrain does): ``branch="rising"``.
@@ -51,6 +55,7 @@ __all__ = [
     "mean_slope_deg",
     "PitchSearch",
     "search_pitch",
+    "pointmap_slope_deg",
     "ScaleFit",
     "fit_scale",
     "VisibleHeightmap",
@@ -336,6 +341,21 @@ def search_pitch(
 # ----------------------------------------------------------------------------------------------
 
 
+def pointmap_slope_deg(true_slope_deg: float, slope_gain: float = 1.0) -> float:
+    """Mean slope (degrees) a pointmap with slope gain ``g`` shows for terrain whose true mean
+    slope is ``true_slope_deg``: ``atan(g tan s)`` (``g`` = 1: unchanged).
+
+    >>> round(pointmap_slope_deg(45.0, 0.5), 3)
+    26.565
+    """
+    g, s = float(slope_gain), float(true_slope_deg)
+    if not (math.isfinite(g) and g > 0.0):
+        raise InputError(f"slope gain must be a positive number, got {slope_gain!r}")
+    if not 0.0 < s < 90.0:
+        raise InputError(f"slope must be in (0, 90) degrees, got {true_slope_deg!r}")
+    return math.degrees(math.atan(g * math.tan(math.radians(s))))
+
+
 @dataclass(frozen=True)
 class ScaleFit:
     """``level_fitted = scale * level + offset`` (offset in metres, ``(3,)``)."""
@@ -450,8 +470,14 @@ def reconstruct(
     mean_slope_deg_prior: float,
     elevation_range_m: tuple[float, float],
     options: ReconstructOptions = ReconstructOptions(),
+    *,
+    slope_gain: float = 1.0,
 ) -> VisibleHeightmap:
-    """Camera-frame pointmap ``(H, W, 3)`` + mask -> :class:`VisibleHeightmap` (§4.1-4.2)."""
+    """Camera-frame pointmap ``(H, W, 3)`` + mask -> :class:`VisibleHeightmap` (§4.1-4.2).
+
+    ``mean_slope_deg_prior`` is the real terrain's mean slope; the pitch search (Eq. 1) matches
+    :func:`pointmap_slope_deg` of it with the geometry's ``slope_gain``."""
+    target = pointmap_slope_deg(mean_slope_deg_prior, slope_gain)
     pm = np.asarray(points, dtype=np.float64)
     if pm.ndim != 3 or pm.shape[2] != 3:
         raise InputError(f"pointmap must have shape (H, W, 3), got {pm.shape}")
@@ -466,7 +492,7 @@ def reconstruct(
         raise InputError("DBSCAN removed almost every terrain point; nothing to reconstruct")
     ps = search_pitch(
         pts,
-        mean_slope_deg_prior,
+        target,
         pitch_range_deg=options.pitch_range_deg,
         step_deg=options.pitch_step_deg,
         search_cells=options.search_cells,

@@ -22,6 +22,7 @@ as ``p2p run`` does.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from pixels2peaks.cache import (
 from pixels2peaks.camera import Camera, project_pointmap, view_bound
 from pixels2peaks.camera.synth import SYNTH_FILES
 from pixels2peaks.errors import InputError
+from pixels2peaks.perception.depth_net import DEFAULT_WEIGHTS
 from pixels2peaks.perception.geometry import (
     ReconstructOptions,
     camera_to_level,
@@ -76,7 +78,7 @@ _STAGE_CODE = {
     "segmentation": ("pixels2peaks.perception.image", "pixels2peaks.perception.builtin",
                      "pixels2peaks.perception.transformers_backends"),
     "geometry": ("pixels2peaks.perception.image", "pixels2peaks.perception.builtin",
-                 "pixels2peaks.perception.transformers_backends"),
+                 "pixels2peaks.perception.depth_net", "pixels2peaks.perception.transformers_backends"),
     "priors": ("pixels2peaks.perception.image", "pixels2peaks.perception.builtin",
                "pixels2peaks.perception.vlm"),
     "cleaning": ("pixels2peaks.perception.geometry",),
@@ -84,6 +86,8 @@ _STAGE_CODE = {
                    "pixels2peaks.camera.render"),
     "zmax": ("pixels2peaks.camera.viewbound", "pixels2peaks.camera._raycast"),
 }
+#: data files a stage's results depend on besides code (the depth net's card holds its slope gain)
+_STAGE_DATA = {"geometry": (DEFAULT_WEIGHTS.with_suffix(".json"),)}
 #: Z_max rays: at most this many pixels across (a wider photo gets a scaled-down camera)
 ZMAX_MAX_WIDTH_PX = 2048
 
@@ -210,6 +214,9 @@ def _backend_settings(kind: str, name: str, opts: Mapping[str, Any]) -> dict[str
         "options": {k: opts[k] for k in _STAGE_OPTIONS[kind] if opts.get(k) is not None},
         "code": code_fingerprint(*_STAGE_CODE[kind]),
     }
+    data = [hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in _STAGE_DATA.get(kind, ()) if p.is_file()]
+    if data:
+        s["data"] = data
     if name == "auto":
         s["available"] = [spec.name for spec in registered(kind) if spec.available(opts)[0]]
     return s
@@ -236,7 +243,7 @@ def _geometry(src: _Source, name: str, opts: Mapping[str, Any], fov: float | Non
 
         points = pinhole_pointmap(g.points[..., 2], fov_used)
     return {"points": np.asarray(points, np.float32), "valid": g.valid, "fov_x_deg": fov_used,
-            "source": g.source, "backend": sel.name, "reason": sel.reason}
+            "source": g.source, "slope_gain": g.slope_gain, "backend": sel.name, "reason": sel.reason}
 
 
 def _priors(src: _Source, name: str, opts: Mapping[str, Any]) -> dict[str, Any]:
@@ -274,10 +281,11 @@ def square_extent(
 
 
 def _projection(points: np.ndarray, keep: np.ndarray, fov_x_deg: float, priors: Priors,
-                options: ReconstructOptions, extent: Extent) -> dict[str, Any]:
-    """Pitch search (Eq. 1), scale fit and projection (§4.2) of the kept points."""
+                options: ReconstructOptions, extent: Extent, slope_gain: float) -> dict[str, Any]:
+    """Pitch search (Eq. 1, the slope prior corrected by the geometry's ``slope_gain``), scale
+    fit and projection (§4.2) of the kept points."""
     vh = reconstruct(points, keep, fov_x_deg, priors.mean_slope_deg, priors.elevation_range_m,
-                     dataclasses.replace(options, clean=None))
+                     dataclasses.replace(options, clean=None), slope_gain=slope_gain)
     cam, shape, dx = vh.camera, vh.z.shape, vh.dx_m
     world = vh.scale.apply(camera_to_level(points, cam.pitch_deg).reshape(-1, 3)).reshape(points.shape)
     world[~keep] = np.nan
@@ -289,6 +297,7 @@ def _projection(points: np.ndarray, keep: np.ndarray, fov_x_deg: float, priors: 
     return {
         "pointmap": pm, "z": zv, "mask": mv, "dx_m": dx, "camera": cam.to_dict(),
         "scale": vh.scale.scale,
+        "target_slope_deg": ps.target_slope_deg if ps is not None else None,
         "slope_at_pitch_deg": float(ps.slopes_deg[np.argmin(np.abs(ps.candidates_deg - ps.pitch_deg))])
         if ps is not None else None,
     }
@@ -368,9 +377,10 @@ def estimate_visible(
         "projection",
         {"reconstruct": dataclasses.replace(ro, clean=None), "extent": options.extent,
          "mean_slope_deg": priors.mean_slope_deg, "elevation_range_m": list(priors.elevation_range_m),
-         "code": code_fingerprint(*_STAGE_CODE["projection"])},
+         "slope_gain": geo.get("slope_gain", 1.0), "code": code_fingerprint(*_STAGE_CODE["projection"])},
         [stages["geometry"].key, stages["cleaning"].key],
-        lambda: _projection(geo["points"], cln["keep"], geo["fov_x_deg"], priors, ro, options.extent),
+        lambda: _projection(geo["points"], cln["keep"], geo["fov_x_deg"], priors, ro, options.extent,
+                            geo.get("slope_gain", 1.0)),
     )
     camera = Camera.from_dict(proj["camera"])
     zmx = run("zmax", {"max_width_px": ZMAX_MAX_WIDTH_PX, "code": code_fingerprint(*_STAGE_CODE["zmax"])},
@@ -395,6 +405,8 @@ def estimate_visible(
         "pitch_search": {
             "range_deg": list(ro.pitch_range_deg),
             "step_deg": ro.pitch_step_deg,
+            "slope_gain": geo.get("slope_gain", 1.0),
+            "target_slope_deg": proj.get("target_slope_deg"),
             "slope_at_pitch_deg": proj["slope_at_pitch_deg"],
         },
         "terrain_pixels": int(terrain.sum()),

@@ -54,12 +54,16 @@ class GeometryResult:
         fov_x_deg: horizontal field of view in degrees (estimated or given).
         valid: bool ``(H, W)``: pixels with a usable point (finite, in front of the camera).
         source: which backend produced it (for reports).
+        slope_gain: how much flatter (< 1) or steeper (> 1) the pointmap's terrain is than the
+            real one, as ``tan s_points / tan s_true`` (dimensionless; 1 = unbiased or unknown).
+            The pitch search (Eq. 1) corrects the slope prior by it.
     """
 
     points: np.ndarray
     fov_x_deg: float
     valid: np.ndarray
     source: str = "unknown"
+    slope_gain: float = 1.0
 
     def __post_init__(self) -> None:
         p = np.asarray(self.points, dtype=np.float32)
@@ -70,10 +74,13 @@ class GeometryResult:
             raise InputError(f"valid mask shape {v.shape} does not match pointmap {p.shape[:2]}")
         if not 0.0 < float(self.fov_x_deg) < 180.0:
             raise InputError(f"fov_x_deg must be in (0, 180), got {self.fov_x_deg!r}")
+        if not (np.isfinite(float(self.slope_gain)) and float(self.slope_gain) > 0.0):
+            raise InputError(f"slope_gain must be a positive number, got {self.slope_gain!r}")
         v = v & np.isfinite(p).all(axis=2) & (p[..., 2] > 0)
         object.__setattr__(self, "points", p)
         object.__setattr__(self, "valid", v)
         object.__setattr__(self, "fov_x_deg", float(self.fov_x_deg))
+        object.__setattr__(self, "slope_gain", float(self.slope_gain))
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,18 @@ plus a multi-scale gradient-matching term on ``ln d``, and a binary cross-entrop
 mask; photometric augmentation (colour/gamma/contrast jitter, blur, noise) and random
 aspect-changing crops, so the network sees real photos' aspect ratios.
 
+Slope calibration: the network's pointmaps show terrain flatter than it is (it smooths depth
+across steep faces), which biases the pitch search (Eq. 1). :func:`measure_slope_gain` renders
+photos of training tiles with known cameras and measures ``g = median tan(s_points) / tan(s_true)``
+at the true pitch; the card's ``slope_gain`` makes the search match ``atan(g tan s_prior)``.
+
 Usage::
 
     python -m pixels2peaks.training.perception_depth render runs/data/prior_v1 -o runs/perception/data.npz
     python -m pixels2peaks.training.perception_depth train runs/perception/data.npz \\
         -o src/pixels2peaks/weights/perception/depth_net --minutes 25
+    python -m pixels2peaks.training.perception_depth calibrate runs/data/prior_v1 \\
+        --weights src/pixels2peaks/weights/perception/depth_net
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ import numpy as np
 
 from pixels2peaks.errors import InputError
 
-__all__ = ["RenderConfig", "TrainConfig", "render_examples", "train", "main"]
+__all__ = ["RenderConfig", "TrainConfig", "CalibrationConfig", "render_examples", "train",
+           "calibration_terrains", "seen_mean_slope_deg", "measure_slope_gain", "write_slope_gain", "main"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,153 @@ def render_examples(data_dir: str | Path, out: str | Path, cfg: RenderConfig = R
              config=json.dumps(asdict(cfg)), source=str(data_dir))
     tmp.replace(out)
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# slope calibration
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Photos for :func:`measure_slope_gain` (pixels, degrees): the cameras of
+    ``benchmarks/perception.py`` (``random_camera`` defaults, 0.3-2 cells above ground), views
+    kept if >= 30 % terrain, >= 200 seen cells and a seen mean slope >= ``min_slope_deg``."""
+
+    photos: int = 32
+    width: int = 512
+    height: int = 384
+    agl_cells: tuple[float, float] = (0.3, 2.0)
+    candidates: int = 24
+    min_relief_m: float = 1000.0
+    fine_fraction: float = 0.5
+    min_slope_deg: float = 3.0
+    seed: int = 0
+
+
+def calibration_terrains(data_dir: str | Path, cfg: CalibrationConfig = CalibrationConfig()
+                         ) -> tuple[list[tuple[np.ndarray, float]], np.ndarray]:
+    """Training terrains for :func:`measure_slope_gain` and their probabilities: the coarse
+    training tiles of the dataset (``dx >= 500 m``, i.e. 250-500 km GLOBE windows, relief >=
+    ``cfg.min_relief_m``) and, for the fine levels, the **whole** training rasters of its
+    ``shared`` source (the manifest's held-out file excluded; NaN filled with the minimum): a
+    photo sees a whole landscape, not the world's edge a few km away in a 256-cell tile.
+    Half the mass (``cfg.fine_fraction``) on the whole rasters when there are any."""
+    import warnings
+
+    from pixels2peaks.io import read_dem
+    from pixels2peaks.training.data import read_manifest
+
+    coarse, _ = _tiles(data_dir, RenderConfig(min_relief_m=cfg.min_relief_m, fine_fraction=0.0))
+    coarse = [t for t in coarse if t[1] >= 500.0]
+    man = read_manifest(data_dir)
+    folder = man.get("sources", {}).get("shared")
+    held = man.get("heldout_regions", {}).get("shared", {}).get("file")
+    whole: list[tuple[np.ndarray, float]] = []
+    if folder and Path(folder).is_dir():
+        for f in sorted(Path(folder).iterdir()):
+            if f.name == held or f.suffix.lower() not in (".tif", ".tiff", ".asc", ".bil"):
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    dem = read_dem(f, square="resample", nan="nodata")
+            except InputError:
+                continue
+            z = np.asarray(dem.z, np.float64)
+            if np.isfinite(z).mean() < 0.3 or np.nanpercentile(z, 98) - np.nanpercentile(z, 2) < 200.0:
+                continue  # mostly void or low relief (a lidar mesa): no mountain photo to take
+            whole.append((np.where(np.isfinite(z), z, np.nanmin(z)), float(dem.dx_m)))
+    tiles = whole + coarse
+    if not whole or not coarse:
+        return tiles, np.full(len(tiles), 1.0 / max(len(tiles), 1))
+    p = np.array([cfg.fine_fraction / len(whole)] * len(whole) + [(1.0 - cfg.fine_fraction) / len(coarse)] * len(coarse))
+    return tiles, p
+
+
+def seen_mean_slope_deg(z: np.ndarray, dx_m: float, seen: np.ndarray) -> float:
+    """Mean slope (degrees, central differences at ``dx_m``) of heightmap ``z`` over the bool
+    mask ``seen``; NaN heights are filled with the mean first."""
+    from pixels2peaks.terrain.attributes import slope
+
+    z = np.asarray(z, dtype=np.float64)
+    s = np.asarray(slope(np.where(np.isfinite(z), z, np.nanmean(z)), dx_m, unit="deg"))
+    return float(s[np.asarray(seen, dtype=bool)].mean())
+
+
+def measure_slope_gain(tiles: list[tuple[np.ndarray, float]], probs: np.ndarray, geometry: Any,
+                       cfg: CalibrationConfig = CalibrationConfig(), *, progress: bool = True) -> dict[str, Any]:
+    """Slope gain of a geometry backend: render ``cfg.photos`` photos of ``tiles`` (``(z, dx_m)``
+    drawn with ``probs``), segment them with the builtin sky segmentation, build the backend
+    ``geometry(fov_x_deg, terrain_mask)`` and compare the mean slope of its DBSCAN-cleaned
+    pointmap at the **true** pitch (Eq. 1's slope, :func:`search_pitch` with one candidate) with
+    the true mean slope of the seen cells: ``g_i = tan s_points / tan s_true``. Returns
+    ``{"value": median g_i, "iqr": [q25, q75], "photos": n, "per_photo": [...], "config": ...}``."""
+    from pixels2peaks.camera import Heightfield, RandomCameraRanges, random_camera, random_shading, synthesize
+    from pixels2peaks.perception.builtin import SkySegmentation
+    from pixels2peaks.perception.geometry import clean_points, search_pitch
+
+    if not tiles:
+        raise InputError("no tiles to calibrate on")
+    rng = np.random.default_rng(cfg.seed)
+    ranges = RandomCameraRanges(width=cfg.width, height=cfg.height, agl_cells=cfg.agl_cells,
+                                candidates=cfg.candidates)
+    rows: list[dict[str, Any]] = []
+    tries = 0
+    while len(rows) < cfg.photos:
+        tries += 1
+        if tries > 20 * cfg.photos:
+            raise InputError(f"only {len(rows)} usable views in {tries - 1} tries; check the tiles")
+        z, dx = tiles[int(rng.choice(len(tiles), p=probs))]
+        seed = int(rng.integers(2**31))
+        try:
+            hf = Heightfield(z, dx)
+            cam = random_camera(hf, seed, ranges)
+            res = synthesize(hf, dx, cam, shading=random_shading(seed))
+        except InputError:
+            continue
+        if res.render.hit.mean() < 0.3 or res.visible_mask.sum() < 200:
+            continue
+        s_true = seen_mean_slope_deg(z, dx, res.visible_mask)
+        if s_true < cfg.min_slope_deg:
+            continue
+        terrain = SkySegmentation().segment(res.image)
+        g = geometry(cam.fov_x_deg, terrain).estimate(res.image)
+        ok = g.valid & terrain
+        p = g.points[ok].astype(np.float64)
+        if p.shape[0] < 64:
+            continue
+        p = p[clean_points(p)]
+        try:
+            s_pts = float(search_pitch(p, s_true, pitch_range_deg=(cam.pitch_deg, cam.pitch_deg)).slopes_deg[0])
+        except InputError:
+            continue
+        if not math.isfinite(s_pts):
+            continue
+        ratio = math.tan(math.radians(s_pts)) / math.tan(math.radians(s_true))
+        rows.append({"dx_m": dx, "seed": seed, "pitch_deg": cam.pitch_deg, "true_slope_deg": round(s_true, 3),
+                     "pointmap_slope_deg": round(s_pts, 3), "ratio": round(ratio, 4)})
+        if progress:
+            print(f"calibration photo {len(rows)}/{cfg.photos}: dx {dx:g} m, pitch {cam.pitch_deg:5.1f}, "
+                  f"slope true {s_true:5.1f} / pointmap {s_pts:5.1f} deg", flush=True)
+    r = np.array([row["ratio"] for row in rows])
+    return {"value": round(float(np.median(r)), 4), "iqr": [round(float(q), 4) for q in np.percentile(r, [25, 75])],
+            "photos": len(rows), "per_photo": rows, "config": asdict(cfg)}
+
+
+def write_slope_gain(stem: str | Path, result: dict[str, Any], source: str) -> Path:
+    """Store ``result`` (from :func:`measure_slope_gain`) as ``slope_gain`` in the card
+    ``stem.json`` (atomic rewrite); ``source`` says which tiles it was measured on."""
+    card_path = Path(stem).with_suffix(".json")
+    if not card_path.is_file():
+        raise InputError(f"no depth-network card at {card_path}")
+    card = json.loads(card_path.read_text())
+    card["slope_gain"] = {**result, "source": source,
+                          "meaning": "median tan(pointmap slope) / tan(true slope) at the true pitch"}
+    tmp = card_path.with_name(card_path.name + ".tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    tmp.replace(card_path)
+    return card_path
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,6 +475,11 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--lr", type=float, default=TrainConfig.lr)
     t.add_argument("--init", default=None, help="stem of weights to continue from")
+    c = sub.add_parser("calibrate", help="measure the slope gain of the network's pointmaps on renders of training tiles")
+    c.add_argument("data_dir")
+    c.add_argument("--weights", required=True, help="stem of the weights whose card gets slope_gain")
+    c.add_argument("--photos", type=int, default=CalibrationConfig.photos)
+    c.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     import numba
     import torch
@@ -327,6 +487,16 @@ def main(argv: list[str] | None = None) -> None:
     if a.cmd == "render":
         numba.set_num_threads(1)
         render_examples(a.data_dir, a.out, RenderConfig(examples=a.examples, seed=a.seed))
+    elif a.cmd == "calibrate":
+        from pixels2peaks.perception.depth_net import LearnedGeometry
+
+        numba.set_num_threads(1)
+        torch.set_num_threads(1)
+        cfg = CalibrationConfig(photos=a.photos, seed=a.seed)
+        tiles, probs = calibration_terrains(a.data_dir, cfg)
+        res = measure_slope_gain(tiles, probs, lambda fov, terrain: LearnedGeometry(fov, terrain, a.weights), cfg)
+        write_slope_gain(a.weights, res, f"training terrains of {a.data_dir} (calibration_terrains)")
+        print(json.dumps({k: res[k] for k in ("value", "iqr", "photos")}))
     else:
         torch.set_num_threads(a.threads)
         card = train(a.data, a.out, TrainConfig(minutes=a.minutes, threads=a.threads, lr=a.lr), init=a.init)
