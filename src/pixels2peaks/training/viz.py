@@ -8,19 +8,6 @@ from pathlib import Path
 import numpy as np
 
 
-def hillshade(z: np.ndarray, dx_m: float, azimuth_deg: float = 315.0, altitude_deg: float = 45.0,
-              z_factor: float = 1.0) -> np.ndarray:
-    """Lambertian hillshade in [0, 1] (row 0 north, light from the north-west by default)."""
-    z = np.asarray(z, dtype=np.float64) * z_factor
-    gy, gx = np.gradient(z, dx_m)  # gy: d/d(row) = -d/dy (rows go south)
-    dzdx, dzdy = gx, -gy
-    az, alt = np.radians(azimuth_deg), np.radians(altitude_deg)
-    lx, ly, lz = np.sin(az) * np.cos(alt), np.cos(az) * np.cos(alt), np.sin(alt)
-    n = np.sqrt(dzdx**2 + dzdy**2 + 1.0)
-    shade = (-dzdx * lx - dzdy * ly + lz) / n
-    return np.clip(shade, 0.0, 1.0)
-
-
 def save_grid(tiles: list[np.ndarray], dxs: list[float], path: str | Path, ncols: int = 4,
               labels: list[str] | None = None) -> Path:
     """Hillshade every heightmap (metres) and tile them into one greyscale PNG (2 px gaps).
@@ -30,7 +17,9 @@ def save_grid(tiles: list[np.ndarray], dxs: list[float], path: str | Path, ncols
     from PIL import Image, ImageDraw
 
     # vertical exaggeration sqrt(dx / 30 m): coarse cells have small slopes and would look flat
-    imgs = [(hillshade(z, dx, z_factor=max(1.0, (dx / 30.0) ** 0.5)) * 255).astype(np.uint8)
+    from pixels2peaks.terrain.attributes import hillshade
+
+    imgs = [(np.asarray(hillshade(np.asarray(z, np.float64) * max(1.0, (dx / 30.0) ** 0.5), dx)) * 255).astype(np.uint8)
             for z, dx in zip(tiles, dxs)]
     h = max(i.shape[0] for i in imgs)
     w = max(i.shape[1] for i in imgs)
