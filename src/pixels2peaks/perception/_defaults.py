@@ -4,6 +4,8 @@ Options understood (a plain mapping, all optional):
 
 * ``fov_x_deg``: known horizontal FOV (e.g. from EXIF) for geometry/priors.
 * ``terrain``: bool terrain mask, used by the builtin geometry/priors.
+* ``moge_model``: Hugging Face id (its ``model.pt`` in the local cache) or local checkpoint file
+  of a MoGe model (default ``Ruicheng/moge-2-vitl-normal``).
 * ``depth_model``: Hugging Face id or local folder of a Depth Anything V2 model.
 * ``dino_model`` / ``sam_model``: Grounding DINO and SAM ids or local folders.
 * ``vlm_url`` / ``vlm_model`` / ``vlm_api_key`` / ``vlm_timeout_s`` / ``vlm_samples``: an
@@ -28,9 +30,22 @@ SAM_MODEL = "facebook/sam-vit-base"
 
 
 def _moge_available(opts: Mapping[str, Any]) -> tuple[bool, str]:
+    from pathlib import Path
+
+    from pixels2peaks.perception.moge_backend import MOGE_MODEL
+
     if not module_available("moge"):
         return False, "moge not installed"
-    return False, "moge installed but its backend is not wired yet"
+    model = str(opts.get("moge_model", MOGE_MODEL))
+    if not (Path(model).is_file() or hf_weights_cached(model, "model.pt")):
+        return False, f"moge installed but no local MoGe weights ({model})"
+    return True, ""
+
+
+def _moge_factory(opts: Mapping[str, Any]):
+    from pixels2peaks.perception.moge_backend import MOGE_MODEL, MoGeGeometry
+
+    return MoGeGeometry.from_pretrained(str(opts.get("moge_model", MOGE_MODEL)), fov_x_deg=opts.get("fov_x_deg"))
 
 
 def _depth_available(opts: Mapping[str, Any]) -> tuple[bool, str]:
@@ -124,7 +139,7 @@ def _builtin_priors(opts: Mapping[str, Any]):
 
 def register_defaults() -> None:
     for spec in (
-        BackendSpec("geometry", "moge", lambda o: None, _moge_available, 10),
+        BackendSpec("geometry", "moge", _moge_factory, _moge_available, 10),
         BackendSpec("geometry", "depth_anything", _depth_factory, _depth_available, 20),
         BackendSpec("geometry", "builtin", _builtin_geometry, _always, 100),
         BackendSpec("geometry", "classical", _classical_geometry, _always, 110),

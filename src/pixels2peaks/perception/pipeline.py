@@ -70,7 +70,7 @@ Extent = Literal["points", "square"]
 #: backend options each stage depends on (the rest, e.g. timeouts, do not change results)
 _STAGE_OPTIONS = {
     "segmentation": ("dino_model", "sam_model"),
-    "geometry": ("depth_model", "fov_x_deg"),
+    "geometry": ("moge_model", "depth_model", "fov_x_deg"),
     "priors": ("vlm_url", "vlm_model", "vlm_samples", "fov_x_deg"),
 }
 #: modules whose source code computes each stage (a change invalidates its cache entries)
@@ -78,7 +78,8 @@ _STAGE_CODE = {
     "segmentation": ("pixels2peaks.perception.image", "pixels2peaks.perception.builtin",
                      "pixels2peaks.perception.transformers_backends"),
     "geometry": ("pixels2peaks.perception.image", "pixels2peaks.perception.builtin",
-                 "pixels2peaks.perception.depth_net", "pixels2peaks.perception.transformers_backends"),
+                 "pixels2peaks.perception.depth_net", "pixels2peaks.perception.moge_backend",
+                 "pixels2peaks.perception.transformers_backends"),
     "priors": ("pixels2peaks.perception.image", "pixels2peaks.perception.builtin",
                "pixels2peaks.perception.vlm"),
     "cleaning": ("pixels2peaks.perception.geometry",),
