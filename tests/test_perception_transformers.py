@@ -126,3 +126,97 @@ def test_grounded_sam_shapes(tmp_path):
     seg.box_threshold = 1.0
     assert not seg.segment(IMG).any()
     assert seg.masks(IMG, np.zeros((0, 4))).shape == (0, 30, 44)
+
+
+# ----------------------------------------------------------------------------------------------
+# local vision-language priors (Gemma-3 architecture, tiny random weights, word-level tokenizer)
+# ----------------------------------------------------------------------------------------------
+WORDS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_image>", "<image_soft_token>", "<end_of_image>",
+         "<start_of_turn>", "<end_of_turn>", "user", "model", "MEAN_SLOPE_DEG:", "MIN_ELEVATION_M:",
+         "MAX_ELEVATION_M:", "12", "800", "2400", "\n"]
+
+
+def tiny_gemma(folder):
+    """Save a tiny random Gemma-3 image-text-to-text model and its processor to ``folder``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor, PreTrainedTokenizerFast
+
+    try:
+        from transformers import Gemma3ImageProcessorPil as ImageProcessor
+    except ImportError:  # older transformers
+        from transformers import Gemma3ImageProcessor as ImageProcessor
+    tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>", unk_token="<unk>",
+        extra_special_tokens={"boi_token": "<start_of_image>", "image_token": "<image_soft_token>",
+                              "eoi_token": "<end_of_image>"})
+    template = ("{{ bos_token }}{% for m in messages %}<start_of_turn> {{ m['role'] }} {% for c in m['content'] %}"
+                "{% if c['type'] == 'image' %}<start_of_image>{% else %}{{ c['text'] }}{% endif %} {% endfor %}"
+                "<end_of_turn> {% endfor %}{% if add_generation_prompt %}<start_of_turn> model {% endif %}")
+    proc = Gemma3Processor(image_processor=ImageProcessor(size={"height": 28, "width": 28}, do_pan_and_scan=False),
+                           tokenizer=tok, chat_template=template, image_seq_length=4)
+    ids = tok.convert_tokens_to_ids
+    cfg = Gemma3Config(
+        text_config=dict(vocab_size=len(WORDS), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=16,
+                         max_position_embeddings=256),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=28, patch_size=14),
+        mm_tokens_per_image=4, boi_token_index=ids("<start_of_image>"), eoi_token_index=ids("<end_of_image>"),
+        image_token_index=ids("<image_soft_token>"))
+    torch.manual_seed(0)
+    Gemma3ForConditionalGeneration(cfg).eval().save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return folder
+
+
+def test_local_vlm_client_runs_offline_and_greedily(tmp_path):
+    from pixels2peaks.perception import _defaults
+    from pixels2peaks.perception.local_vlm import LocalChatClient
+    from pixels2peaks.perception.protocols import select
+    from pixels2peaks.perception.vlm import PROMPTS, VLMPriors, encode_image
+
+    folder = str(tiny_gemma(tmp_path / "gemma"))
+    client = LocalChatClient.from_pretrained(folder, max_new_tokens=6)
+    url = encode_image(IMG)
+    a, b = client.chat(PROMPTS[0], url), client.chat(PROMPTS[0], url)
+    assert isinstance(a, str) and a == b  # temperature 0: greedy, deterministic
+    assert isinstance(client.chat(PROMPTS[0], url, temperature=0.8), str)
+    # random weights answer nonsense: every field falls back to the builtin priors, and says so
+    pri = VLMPriors(client, fallback="builtin").estimate(IMG)
+    assert 0 < pri.mean_slope_deg < 90 and pri.sources["mean_slope_deg"].startswith("no usable VLM answer")
+    # availability and auto: a local folder with the model counts, nothing is downloaded
+    assert _defaults._gemma_available({"gemma_model": folder}) == (True, "")
+    assert not _defaults._gemma_available({"gemma_model": str(tmp_path / "missing")})[0]
+    sel = select("priors", "auto", {"gemma_model": folder})
+    assert sel.name == "gemma" and isinstance(sel.backend, VLMPriors) and sel.backend.name == "gemma"
+    with pytest.raises(InputError, match="cannot load vision-language processor"):
+        LocalChatClient.from_pretrained(str(tmp_path / "missing"))
+
+
+def test_local_vlm_answers_are_parsed_like_the_servers(tmp_path):
+    """A network scripted to emit a fixed answer: the processor decodes it and VLMPriors parses it."""
+    from pixels2peaks.perception.local_vlm import LocalChatClient
+    from pixels2peaks.perception.vlm import VLMPriors
+
+    folder = tiny_gemma(tmp_path / "gemma")
+    real = LocalChatClient.from_pretrained(str(folder))
+    answer = ["MEAN_SLOPE_DEG:", "12", "\n", "MIN_ELEVATION_M:", "800", "\n", "MAX_ELEVATION_M:", "2400", "<eos>"]
+    ids = real.processor.tokenizer.convert_tokens_to_ids(answer)
+
+    class Scripted(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+            self.seen = []
+
+        def generate(self, input_ids, **kw):
+            self.seen.append({k: v for k, v in kw.items() if not torch.is_tensor(v)} | {"pixels": "pixel_values" in kw})
+            return torch.cat([input_ids, torch.tensor([ids])], dim=1)
+
+    net = Scripted()
+    pri = VLMPriors(LocalChatClient(net, real.processor, model="tiny-gemma")).estimate(IMG)
+    assert pri.mean_slope_deg == 12.0 and pri.elevation_range_m == (800.0, 2400.0)
+    assert pri.sources["mean_slope_deg"] == "vlm tiny-gemma (median of 4/4 answers)"
+    assert all(s["pixels"] and s["do_sample"] is False for s in net.seen)  # the image went in

@@ -129,6 +129,17 @@ def test_encode_image_is_png_data_url():
     assert max(im.size) == 512
 
 
+def test_decode_image_round_trip_and_errors():
+    from pixels2peaks.perception.vlm import decode_image
+
+    img = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    assert np.array_equal(np.asarray(decode_image(encode_image(img))), img)  # PNG is lossless
+    for bad in ("http://x/y.png", "data:image/png;base64,!!!", "data:text/plain;base64,aGk=",
+                "data:image/png;base64,aGVsbG8="):
+        with pytest.raises(InputError):
+            decode_image(bad)
+
+
 def test_vlm_priors_self_consistency_against_local_server():
     answers = [
         GOOD,

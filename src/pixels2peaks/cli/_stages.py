@@ -24,7 +24,7 @@ ImageArgument = typer.Argument(
 )
 GeometryOption = typer.Option("auto", "--geometry", help="auto, moge, depth_anything, builtin (small learned net) or classical (haze + ground-plane cues).")
 SegmentationOption = typer.Option("auto", "--segmentation", help="auto, grounded_sam or builtin.")
-PriorsOption = typer.Option("auto", "--priors", help="auto, vlm or builtin.")
+PriorsOption = typer.Option("auto", "--priors", help="auto, vlm (a chat server, --vlm-url), gemma (a local transformers model) or builtin.")
 VlmUrlOption = typer.Option(
     None, "--vlm-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (env P2P_VLM_URL)."
 )

@@ -8,6 +8,8 @@ Options understood (a plain mapping, all optional):
   of a MoGe model (default ``Ruicheng/moge-2-vitl-normal``).
 * ``depth_model``: Hugging Face id or local folder of a Depth Anything V2 model.
 * ``dino_model`` / ``sam_model``: Grounding DINO and SAM ids or local folders.
+* ``gemma_model``: Hugging Face id or local folder of a local vision-language model for the
+  priors (default ``google/gemma-3-4b-it``).
 * ``vlm_url`` / ``vlm_model`` / ``vlm_api_key`` / ``vlm_timeout_s`` / ``vlm_samples``: an
   OpenAI-compatible chat endpoint for the priors.
 """
@@ -93,7 +95,6 @@ def _vlm_available(opts: Mapping[str, Any]) -> tuple[bool, str]:
 
 
 def _vlm_factory(opts: Mapping[str, Any]):
-    from pixels2peaks.perception.builtin import DefaultPriors
     from pixels2peaks.perception.vlm import VLMClient, VLMPriors
 
     client = VLMClient(
@@ -102,8 +103,27 @@ def _vlm_factory(opts: Mapping[str, Any]):
         api_key=opts.get("vlm_api_key"),
         timeout_s=float(opts.get("vlm_timeout_s", 120.0)),
     )
-    fallback = DefaultPriors(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), terrain=opts.get("terrain"))
-    return VLMPriors(client, samples_per_prompt=int(opts.get("vlm_samples", 1)), fallback=fallback)
+    return VLMPriors(client, samples_per_prompt=int(opts.get("vlm_samples", 1)), fallback=_builtin_priors(opts))
+
+
+def _gemma_available(opts: Mapping[str, Any]) -> tuple[bool, str]:
+    from pixels2peaks.perception.local_vlm import GEMMA_MODEL
+
+    if not module_available("transformers"):
+        return False, "transformers not installed"
+    model = str(opts.get("gemma_model", GEMMA_MODEL))
+    if not hf_weights_cached(model):
+        return False, f"transformers present but no local vision-language weights ({model})"
+    return True, ""
+
+
+def _gemma_factory(opts: Mapping[str, Any]):
+    from pixels2peaks.perception.local_vlm import GEMMA_MODEL, LocalChatClient
+    from pixels2peaks.perception.vlm import VLMPriors
+
+    client = LocalChatClient.from_pretrained(str(opts.get("gemma_model", GEMMA_MODEL)))
+    return VLMPriors(client, samples_per_prompt=int(opts.get("vlm_samples", 1)), fallback=_builtin_priors(opts),
+                     name="gemma")
 
 
 def _always(opts: Mapping[str, Any]) -> tuple[bool, str]:
@@ -146,6 +166,7 @@ def register_defaults() -> None:
         BackendSpec("segmentation", "grounded_sam", _gsam_factory, _gsam_available, 10),
         BackendSpec("segmentation", "builtin", _builtin_segmentation, _always, 100),
         BackendSpec("priors", "vlm", _vlm_factory, _vlm_available, 10),
+        BackendSpec("priors", "gemma", _gemma_factory, _gemma_available, 20),
         BackendSpec("priors", "builtin", _builtin_priors, _always, 100),
     ):
         register(spec, replace=True)

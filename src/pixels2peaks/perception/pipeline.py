@@ -71,7 +71,7 @@ Extent = Literal["points", "square"]
 _STAGE_OPTIONS = {
     "segmentation": ("dino_model", "sam_model"),
     "geometry": ("moge_model", "depth_model", "fov_x_deg"),
-    "priors": ("vlm_url", "vlm_model", "vlm_samples", "fov_x_deg"),
+    "priors": ("vlm_url", "vlm_model", "vlm_samples", "gemma_model", "fov_x_deg"),
 }
 #: modules whose source code computes each stage (a change invalidates its cache entries)
 _STAGE_CODE = {
@@ -81,7 +81,7 @@ _STAGE_CODE = {
                  "pixels2peaks.perception.depth_net", "pixels2peaks.perception.moge_backend",
                  "pixels2peaks.perception.transformers_backends"),
     "priors": ("pixels2peaks.perception.image", "pixels2peaks.perception.builtin",
-               "pixels2peaks.perception.vlm"),
+               "pixels2peaks.perception.vlm", "pixels2peaks.perception.local_vlm"),
     "cleaning": ("pixels2peaks.perception.geometry",),
     "projection": ("pixels2peaks.perception.geometry", "pixels2peaks.perception.pipeline",
                    "pixels2peaks.camera.render"),

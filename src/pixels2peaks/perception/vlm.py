@@ -28,7 +28,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,11 +38,13 @@ from pixels2peaks.perception.protocols import Priors
 __all__ = [
     "PROMPTS",
     "VLMClient",
+    "ChatClient",
     "ParsedAnswer",
     "parse_answer",
     "aggregate",
     "VLMPriors",
     "encode_image",
+    "decode_image",
 ]
 
 _FORMAT = (
@@ -92,6 +94,27 @@ def encode_image(image: np.ndarray, max_side: int = 1024) -> str:
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def decode_image(image_url: str) -> Any:
+    """``data:image/...;base64,...`` (from :func:`encode_image`) -> RGB ``PIL.Image``."""
+    from PIL import Image
+
+    head, sep, data = str(image_url).partition(",")
+    if not sep or not head.startswith("data:image/") or not head.endswith(";base64"):
+        raise InputError("expected a base64 data URL of an image")
+    try:
+        return Image.open(io.BytesIO(base64.b64decode(data, validate=True))).convert("RGB")
+    except (ValueError, OSError) as exc:
+        raise InputError(f"bad image data URL: {exc}") from None
+
+
+class ChatClient(Protocol):
+    """What :class:`VLMPriors` asks: one prompt with one image (a data URL) -> the answer text."""
+
+    model: str
+
+    def chat(self, prompt: str, image_url: str, *, temperature: float = 0.0) -> str: ...
 
 
 @dataclass
@@ -343,7 +366,7 @@ class VLMPriors:
     answers: the raw texts of the last call (for reports/debugging).
     """
 
-    client: VLMClient
+    client: ChatClient
     prompts: tuple[str, ...] = PROMPTS
     samples_per_prompt: int = 1
     temperature: float = 0.7
