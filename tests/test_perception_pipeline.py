@@ -191,3 +191,20 @@ def test_geometry_cache_key_follows_the_weights_card(tmp_path, monkeypatch):
     b = pl._backend_settings("geometry", "builtin", {})
     assert a["data"] != b["data"] and a["code"] == b["code"]
     assert "data" not in pl._backend_settings("priors", "builtin", {})
+
+
+def test_unavailable_requested_backend_fails_before_any_stage(monkeypatch):
+    import pixels2peaks.perception.pipeline as pl
+
+    ran = []
+    monkeypatch.setattr(pl, "_segmentation", lambda *a, **k: ran.append("segmentation"))
+    import pixels2peaks.perception._defaults as d
+
+    monkeypatch.setattr(d, "module_available", lambda m: False)
+    img, _ = synthetic_photo(80, 100)
+    for opts, match in ((dict(geometry="moge"), "geometry backend 'moge' is not available: moge not installed"),
+                        (dict(priors="gemma"), "priors backend 'gemma' is not available: transformers not installed"),
+                        (dict(segmentation="nope"), "unknown segmentation backend 'nope'")):
+        with pytest.raises(InputError, match=match):
+            estimate_visible(img, VisibleOptions(**opts))
+    assert ran == []

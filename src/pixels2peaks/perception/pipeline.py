@@ -51,7 +51,7 @@ from pixels2peaks.perception.geometry import (
     reconstruct,
 )
 from pixels2peaks.perception.image import LoadedImage, load_image
-from pixels2peaks.perception.protocols import Priors, registered, select
+from pixels2peaks.perception.protocols import Priors, registered, require_available, select
 
 __all__ = [
     "VisibleOptions",
@@ -350,6 +350,13 @@ def estimate_visible(
     opts: dict[str, Any] = dict(options.backend_options)
     if fov is not None:
         opts["fov_x_deg"] = float(fov)
+    # an explicitly requested backend that is missing fails now, not after the stages before it
+    wanted = [("segmentation", options.segmentation), ("geometry", options.geometry)]
+    if options.mean_slope_deg is None or options.elevation_range_m is None:
+        wanted.append(("priors", options.priors))
+    for kind, name in wanted:
+        if name != "auto":
+            require_available(kind, name, opts)
     stages: dict[str, StageOutcome] = {}
 
     def run(stage: str, settings: Mapping[str, Any], upstream: list[str], compute: Callable[[], Mapping[str, Any]]):

@@ -37,6 +37,7 @@ __all__ = [
     "register",
     "registered",
     "select",
+    "require_available",
     "module_available",
     "hf_weights_cached",
 ]
@@ -203,6 +204,19 @@ def registered(kind: str) -> list[BackendSpec]:
     return sorted(_REGISTRY[kind].values(), key=lambda s: (s.priority, s.name))
 
 
+def require_available(kind: str, name: str, options: Mapping[str, Any] | None = None) -> BackendSpec:
+    """The spec of the explicitly named backend ``name`` of ``kind``; :class:`InputError` (one
+    line, with the reason) if it is unknown or unavailable. Builds nothing (cheap: lets a caller
+    fail before any work)."""
+    by_name = {s.name: s for s in registered(kind)}
+    if name not in by_name:
+        raise InputError(f"unknown {kind} backend {name!r}; choose auto, {', '.join(by_name)}")
+    ok, why = by_name[name].available(options or {})
+    if not ok:
+        raise InputError(f"{kind} backend {name!r} is not available: {why}")
+    return by_name[name]
+
+
 def select(kind: str, name: str = "auto", options: Mapping[str, Any] | None = None) -> Selection:
     """Build the backend ``name`` of ``kind`` or, for ``"auto"``, the first available one.
 
@@ -212,15 +226,7 @@ def select(kind: str, name: str = "auto", options: Mapping[str, Any] | None = No
     opts: Mapping[str, Any] = options or {}
     specs = registered(kind)
     if name != "auto":
-        by_name = {s.name: s for s in specs}
-        if name not in by_name:
-            raise InputError(
-                f"unknown {kind} backend {name!r}; choose auto, {', '.join(by_name)}"
-            )
-        spec = by_name[name]
-        ok, why = spec.available(opts)
-        if not ok:
-            raise InputError(f"{kind} backend {name!r} is not available: {why}")
+        spec = require_available(kind, name, opts)
         return Selection(kind, name, spec.factory(opts), f"requested {name}")
     skipped: list[str] = []
     for spec in specs:
