@@ -16,9 +16,10 @@ Options understood (a plain mapping, all optional):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from pixels2peaks.perception.local_vlm import GEMMA_MODEL
 from pixels2peaks.perception.protocols import (
     BackendSpec,
     hf_weights_cached,
@@ -50,13 +51,23 @@ def _moge_factory(opts: Mapping[str, Any]):
     return MoGeGeometry.from_pretrained(str(opts.get("moge_model", MOGE_MODEL)), fov_x_deg=opts.get("fov_x_deg"))
 
 
-def _depth_available(opts: Mapping[str, Any]) -> tuple[bool, str]:
-    if not module_available("transformers"):
-        return False, "transformers not installed"
-    model = str(opts.get("depth_model", DEPTH_MODEL))
-    if not hf_weights_cached(model):
-        return False, f"transformers present but no local Depth Anything weights ({model})"
-    return True, ""
+def _transformers_model(option: str, default: str, what: str) -> Callable[[Mapping[str, Any]], tuple[bool, str]]:
+    """Availability check of a transformers backend whose model (backend option ``option``,
+    default id ``default``) must be in the local Hugging Face cache or a local folder."""
+
+    def available(opts: Mapping[str, Any]) -> tuple[bool, str]:
+        if not module_available("transformers"):
+            return False, "transformers not installed"
+        model = str(opts.get(option, default))
+        if not hf_weights_cached(model):
+            return False, f"transformers present but no local {what} weights ({model})"
+        return True, ""
+
+    return available
+
+
+_depth_available = _transformers_model("depth_model", DEPTH_MODEL, "Depth Anything")
+_gemma_available = _transformers_model("gemma_model", GEMMA_MODEL, "vision-language")
 
 
 def _depth_factory(opts: Mapping[str, Any]):
@@ -106,19 +117,8 @@ def _vlm_factory(opts: Mapping[str, Any]):
     return VLMPriors(client, samples_per_prompt=int(opts.get("vlm_samples", 1)), fallback=_builtin_priors(opts))
 
 
-def _gemma_available(opts: Mapping[str, Any]) -> tuple[bool, str]:
-    from pixels2peaks.perception.local_vlm import GEMMA_MODEL
-
-    if not module_available("transformers"):
-        return False, "transformers not installed"
-    model = str(opts.get("gemma_model", GEMMA_MODEL))
-    if not hf_weights_cached(model):
-        return False, f"transformers present but no local vision-language weights ({model})"
-    return True, ""
-
-
 def _gemma_factory(opts: Mapping[str, Any]):
-    from pixels2peaks.perception.local_vlm import GEMMA_MODEL, LocalChatClient
+    from pixels2peaks.perception.local_vlm import LocalChatClient
     from pixels2peaks.perception.vlm import VLMPriors
 
     client = LocalChatClient.from_pretrained(str(opts.get("gemma_model", GEMMA_MODEL)))
