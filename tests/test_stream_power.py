@@ -100,6 +100,15 @@ def test_bad_parameters(k, m):
         stream_power_erode(np.zeros((4, 4)), k, m)
 
 
+@pytest.mark.parametrize("k", [0.0, 0.3])
+def test_non_finite_or_non_2d_heights_are_refused_at_any_k(k):
+    z = np.zeros((4, 4))
+    z[1, 2] = np.nan
+    for bad in (z, np.zeros(5)):
+        with pytest.raises(InputError, match="finite \\(H, W\\) heightmap"):
+            stream_power_erode(bad, k)
+
+
 def test_polish_applies_the_incision_before_each_projection():
     from pixels2peaks.diffusion.polishing import PolishConfig, coarse_projection, polish
     from pixels2peaks.terrain.hydrology import default_epsilon

@@ -65,9 +65,11 @@ def stream_power_erode(z: np.ndarray, k: float, m: float = 0.45, *, fixed: np.nd
     fx = np.zeros(z.shape, bool) if fixed is None else np.asarray(fixed, dtype=bool)
     if fx.shape != z.shape:
         raise InputError(f"fixed mask shape {fx.shape} differs from the heightmap's {z.shape}")
-    _, rec = flow_network(z)
+    if z.ndim != 2 or not np.isfinite(z).all():
+        raise InputError("stream-power incision needs a finite (H, W) heightmap")
     if k == 0.0:
         return z.copy()
+    _, rec = flow_network(z)
     rec = np.ascontiguousarray(rec, dtype=np.int64)
     out = np.empty(z.size, np.float64)
     _implicit_step(np.ascontiguousarray(z).ravel(), rec, topological_order(rec), drainage_area_cells(rec),
