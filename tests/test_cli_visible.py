@@ -122,3 +122,19 @@ def test_visible_converts_modes_and_refuses_huge(photo, tmp_path, monkeypatch):
     r = _cli(["visible", photo, "-o", tmp_path / "h", *FAST, "--no-cache"])
     assert r.exit_code == 2 and "megapixels" in r.output and r.output.count("\n") == 1
     assert not (tmp_path / "h").exists()
+
+
+def test_visible_pitch_and_elevation_range_overrides_win(photo, tmp_path):
+    out = tmp_path / "out"
+    r = _cli(["visible", photo, "-o", out, *FAST, "--no-cache", "--pitch", "7.5", "--elevation-range", "800", "2400"])
+    assert r.exit_code == 0, r.output
+    cam = Camera.load(out / "camera.json")
+    assert cam.pitch_deg == 7.5
+    priors = json.loads((out / "priors.json").read_text())
+    assert priors["elevation_range_m"] == [800.0, 2400.0] and priors["sources"]["elevation_range_m"] == "user"
+    zv = read_dem(out / "visible.tif", nan="nodata").z
+    assert np.nanmax(zv) == pytest.approx(2400.0, abs=1e-2) and np.nanmin(zv) >= 800.0 - 1e-2
+    for bad, msg in ((["--pitch", "95"], "--pitch must be in"),
+                     (["--elevation-range", "800", "2400", "--z-min", "0", "--z-max", "10"], "elevation range once")):
+        r = _cli(["visible", photo, "-o", tmp_path / "bad", *FAST, "--no-cache", *bad])
+        assert r.exit_code == 2 and msg in r.output and not (tmp_path / "bad").exists()

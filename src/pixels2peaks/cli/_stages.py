@@ -34,6 +34,11 @@ FovOption = typer.Option(None, "--fov", help="Horizontal FOV in degrees (default
 SlopeOption = typer.Option(None, "--slope", help="Mean slope prior (degrees), overrides the backend.")
 ZMinOption = typer.Option(None, "--z-min", help="Lowest visible elevation (m); needs --z-max.")
 ZMaxOption = typer.Option(None, "--z-max", help="Highest visible elevation (m); needs --z-min.")
+ElevationRangeOption = typer.Option(
+    None, "--elevation-range", help="Lowest and highest visible elevation (m), e.g. --elevation-range 800 2400; "
+    "overrides the backend (same as --z-min/--z-max)."
+)
+PitchOption = typer.Option(None, "--pitch", help="Camera pitch (degrees, + = looking up); skips the pitch search (Eq. 1).")
 PitchStepOption = typer.Option(0.5, "--pitch-step", help="Pitch grid step (degrees).")
 CacheDirOption = typer.Option(
     None, "--cache-dir", help="Stage cache folder (default $P2P_CACHE_DIR or ~/.cache/pixels2peaks)."
@@ -57,6 +62,8 @@ def perception_options(
     pitch_step: float,
     dx: Optional[float] = None,
     cells: int = 1024,
+    elevation_range: Optional[tuple[float, float]] = None,
+    pitch: Optional[float] = None,
 ):
     """The CLI's perception options -> :class:`~pixels2peaks.perception.pipeline.VisibleOptions`."""
     from pixels2peaks.perception.geometry import ReconstructOptions
@@ -69,6 +76,12 @@ def perception_options(
             raise InputError(f"unknown {kind} backend {name!r}; choose auto, {', '.join(names)}")
     if (z_min is None) != (z_max is None):
         raise InputError("give both --z-min and --z-max (the elevation range), or neither")
+    if elevation_range is not None:
+        if z_min is not None:
+            raise InputError("give the elevation range once: --elevation-range or --z-min/--z-max")
+        z_min, z_max = (float(v) for v in elevation_range)
+    if pitch is not None and not -89.0 <= pitch <= 89.0:
+        raise InputError(f"--pitch must be in [-89, 89] degrees, got {pitch}")
     if not 0 < pitch_step <= 10:
         raise InputError(f"--pitch-step must be in (0, 10] degrees, got {pitch_step}")
     if vlm_timeout <= 0:
@@ -85,7 +98,11 @@ def perception_options(
         fov_x_deg=fov,
         mean_slope_deg=slope,
         elevation_range_m=None if z_min is None else (z_min, z_max),
-        reconstruct=ReconstructOptions(dx_m=dx, target_cells=cells, pitch_step_deg=pitch_step),
+        reconstruct=ReconstructOptions(
+            dx_m=dx, target_cells=cells, pitch_step_deg=pitch_step,
+            # a given pitch is a one-candidate search: Eq. 1 then only reports the slope there
+            **({} if pitch is None else {"pitch_range_deg": (float(pitch), float(pitch))}),
+        ),
     )
 
 

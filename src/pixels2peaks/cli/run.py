@@ -20,6 +20,8 @@ from pixels2peaks.cli._stages import (
     GeometryOption,
     ImageArgument,
     NoCacheOption,
+    ElevationRangeOption,
+    PitchOption,
     PitchStepOption,
     PriorsOption,
     QuietOption,
@@ -114,6 +116,8 @@ def run_cmd(
     slope: Optional[float] = SlopeOption,
     z_min: Optional[float] = ZMinOption,
     z_max: Optional[float] = ZMaxOption,
+    elevation_range: Optional[tuple[float, float]] = ElevationRangeOption,
+    pitch: Optional[float] = PitchOption,
     pitch_step: float = PitchStepOption,
     steps: int = typer.Option(20, "--steps", help="DDIM steps of the main guided diffusion."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Prior weights (.safetensors + .json); default: shipped."),
@@ -143,6 +147,7 @@ def run_cmd(
     popts = perception_options(
         geometry=geometry, segmentation=segmentation, priors=priors, vlm_url=vlm_url, vlm_model=vlm_model,
         vlm_timeout=vlm_timeout, fov=fov, slope=slope, z_min=z_min, z_max=z_max, pitch_step=pitch_step,
+        elevation_range=elevation_range, pitch=pitch,
     )
     config = RunConfig(
         size_cells=1024 if size is None else size,

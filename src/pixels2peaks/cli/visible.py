@@ -19,6 +19,8 @@ from pixels2peaks.cli._stages import (
     GeometryOption,
     ImageArgument,
     NoCacheOption,
+    ElevationRangeOption,
+    PitchOption,
     PitchStepOption,
     PriorsOption,
     QuietOption,
@@ -50,6 +52,8 @@ def visible(
     slope: Optional[float] = SlopeOption,
     z_min: Optional[float] = ZMinOption,
     z_max: Optional[float] = ZMaxOption,
+    elevation_range: Optional[tuple[float, float]] = ElevationRangeOption,
+    pitch: Optional[float] = PitchOption,
     dx: Optional[float] = typer.Option(None, "--dx", help="Cell size (m); default: the scene spans --cells cells."),
     cells: int = typer.Option(1024, "--cells", help="Cells along the longer side when --dx is not given."),
     pitch_step: float = PitchStepOption,
@@ -68,6 +72,7 @@ def visible(
     opts = perception_options(
         geometry=geometry, segmentation=segmentation, priors=priors, vlm_url=vlm_url, vlm_model=vlm_model,
         vlm_timeout=vlm_timeout, fov=fov, slope=slope, z_min=z_min, z_max=z_max, pitch_step=pitch_step,
+        elevation_range=elevation_range, pitch=pitch,
         dx=dx, cells=cells,
     )
     cache = stage_cache(cache_dir, no_cache)

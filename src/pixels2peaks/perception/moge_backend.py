@@ -83,10 +83,9 @@ class MoGeGeometry:
     def estimate(self, image: np.ndarray) -> GeometryResult:
         import torch
 
-        a = np.asarray(image)
-        if a.ndim != 3 or a.shape[2] != 3:
-            raise InputError(f"expected an (H, W, 3) RGB image, got shape {a.shape}")
-        rgb = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
+        from pixels2peaks.perception.transformers_backends import _rgb01
+
+        rgb = _rgb01(image)
         p = next(self.model.parameters(), None) if hasattr(self.model, "parameters") else None
         device = p.device if p is not None else torch.device("cpu")
         x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).to(device)
@@ -97,8 +96,8 @@ class MoGeGeometry:
             kwargs["use_fp16"] = device.type == "cuda"
         out = self.model.infer(x, **kwargs)
         pts = out["points"].detach().float().cpu().numpy()
-        if pts.shape != (*a.shape[:2], 3):
-            raise InputError(f"MoGe returned points of shape {pts.shape} for a {a.shape[1]}x{a.shape[0]} image")
+        if pts.shape != (*rgb.shape[:2], 3):
+            raise InputError(f"MoGe returned points of shape {pts.shape} for a {rgb.shape[1]}x{rgb.shape[0]} image")
         valid = np.isfinite(pts).all(axis=2) & (pts[..., 2] > 0)
         if "mask" in out:
             valid &= out["mask"].detach().cpu().numpy().astype(bool)

@@ -378,6 +378,7 @@ def estimate_visible(
     priors = _resolved_priors(options, pri)
     ro = options.reconstruct
     valid = geo["valid"] & terrain
+    gain = geo["slope_gain"]
     cln = run("cleaning", {"clean": ro.clean, "code": code_fingerprint(*_STAGE_CODE["cleaning"])},
               [stages["geometry"].key, stages["segmentation"].key],
               lambda: _cleaning(geo["points"], valid, ro))
@@ -385,10 +386,10 @@ def estimate_visible(
         "projection",
         {"reconstruct": dataclasses.replace(ro, clean=None), "extent": options.extent,
          "mean_slope_deg": priors.mean_slope_deg, "elevation_range_m": list(priors.elevation_range_m),
-         "slope_gain": geo.get("slope_gain", 1.0), "code": code_fingerprint(*_STAGE_CODE["projection"])},
+         "slope_gain": gain, "code": code_fingerprint(*_STAGE_CODE["projection"])},
         [stages["geometry"].key, stages["cleaning"].key],
         lambda: _projection(geo["points"], cln["keep"], geo["fov_x_deg"], priors, ro, options.extent,
-                            geo.get("slope_gain", 1.0)),
+                            gain),
     )
     camera = Camera.from_dict(proj["camera"])
     zmx = run("zmax", {"max_width_px": ZMAX_MAX_WIDTH_PX, "code": code_fingerprint(*_STAGE_CODE["zmax"])},
@@ -413,8 +414,8 @@ def estimate_visible(
         "pitch_search": {
             "range_deg": list(ro.pitch_range_deg),
             "step_deg": ro.pitch_step_deg,
-            "slope_gain": geo.get("slope_gain", 1.0),
-            "target_slope_deg": proj.get("target_slope_deg"),
+            "slope_gain": gain,
+            "target_slope_deg": proj["target_slope_deg"],
             "slope_at_pitch_deg": proj["slope_at_pitch_deg"],
         },
         "terrain_pixels": int(terrain.sum()),
