@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -317,12 +318,23 @@ def test_depth_training_loss_is_shift_invariant_and_train_writes_weights(tmp_pat
     n, h, w = 6, 24, 32
     logd = np.log(rng.uniform(100, 1000, (n, h, w))).astype(np.float16)
     logd[:, :6] = np.nan
-    data = tmp_path / "d.npz"
-    np.savez(data, image=rng.integers(0, 255, (n, h, w, 3), dtype=np.uint8), log_depth=logd,
-             terrain=np.isfinite(logd), meta=np.array(["{}"] * n), config=json.dumps({"examples": n}), source="test")
-    card = train(data, tmp_path / "out" / "net", TrainConfig(minutes=0.02, batch=2),
+
+    def save(name: str, k: int, shape: tuple[int, int] = (h, w)) -> Path:
+        f = tmp_path / name
+        np.savez(f, image=rng.integers(0, 255, (k, *shape, 3), dtype=np.uint8), log_depth=logd[:k, : shape[0], : shape[1]],
+                 terrain=np.isfinite(logd[:k, : shape[0], : shape[1]]), meta=np.array(["{}"] * k),
+                 config=json.dumps({"examples": k}), source=name)
+        return f
+
+    data, more = save("d.npz", n), save("fg.npz", 4)
+    card = train([data, more], tmp_path / "out" / "net", TrainConfig(minutes=0.02, batch=2),
                  DepthNetConfig(width=32, height=16, channels=(4, 6, 8)), progress=False)
-    assert card["steps"] >= 1 and card["data"]["examples"] == n
+    assert card["steps"] >= 1 and card["data"]["examples"] == n + 4
+    assert [f["examples"] for f in card["data"]["files"]] == [n, 4] and card["data"]["files"][1]["source"] == "fg.npz"
+    with pytest.raises(InputError, match="different sizes"):
+        train([data, save("small.npz", 2, (h, w - 8))], tmp_path / "bad" / "net", TrainConfig(minutes=0.01, batch=2),
+              DepthNetConfig(width=32, height=16, channels=(4, 6, 8)), progress=False)
+    assert not (tmp_path / "bad").exists()
     net, card2 = load_depth_net(tmp_path / "out" / "net")
     assert card2["net"]["channels"] == [4, 6, 8]
 
@@ -343,3 +355,17 @@ def test_gmm_fit_recovers_components_and_scores_like_scipy():
     x = rng.normal(0, 3, (50, 2))
     ref = np.log(sum(w[j] * multivariate_normal(mu[j], cov[j]).pdf(x) for j in range(2)))
     assert np.allclose(gmm_score(x, (w, mu, cov)), ref, rtol=1e-8, atol=1e-8)
+
+
+def test_fill_void_copies_the_nearest_valid_value_in_2d_and_3d():
+    from pixels2peaks.perception.depth_net import fill_void
+
+    z = np.arange(30, dtype=float).reshape(5, 6)  # z[i, j] = 6 i + j
+    void = np.zeros_like(z, bool)
+    void[:, 4:] = True  # the two right columns: nearest valid is column 3 of the same row
+    out = fill_void(np.where(void, np.nan, z), void)
+    np.testing.assert_array_equal(out[:, 4], z[:, 3])
+    np.testing.assert_array_equal(out[:, 5], z[:, 3])
+    np.testing.assert_array_equal(out[~void], z[~void])
+    rgb = np.stack([z, -z, 2 * z], -1)
+    np.testing.assert_array_equal(fill_void(rgb, void)[:, 5], rgb[:, 3])

@@ -138,6 +138,42 @@ def test_random_camera_is_deterministic_and_above_ground():
     assert z > float(hf.height_at(x, y))
 
 
+def test_random_camera_clearance_and_ground_level():
+    """Rough mountains, 30 m cells, 5-10 m above ground: with the default clearance (1 cell) the
+    camera clears the highest node of its 3x3 block by 1 m (so mostly stands far above the
+    ground); with ``clearance_cells=0`` it stands exactly ``agl_m`` above the ground under it."""
+    z = _mountains(64, seed=3)
+    hf = Heightfield(z, 30.0)
+    rr = RandomCameraRanges(width=64, height=48, agl_m=(5.0, 10.0), agl_cells=(0.0, 0.0), candidates=6)
+    lifts, cleared = [], []
+    for seed in range(6):
+        x, y, zc = random_camera(hf, seed, rr).position_m
+        i, j = int(64 - y / 30), int(x / 30)
+        cleared.append(zc >= z[max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2].max() + 1.0 - 1e-3)
+        x0, y0, z0 = random_camera(hf, seed, replace(rr, clearance_cells=0)).position_m
+        lifts.append(z0 - float(hf.height_at(x0, y0)))
+    assert all(cleared)
+    assert all(5.0 - 1e-3 <= a <= 10.0 + 1e-3 for a in lifts)
+
+
+def test_random_camera_rise_weight_prefers_terrain_above_eye_level():
+    """Same candidates (same seed), bonus for terrain above eye level: the pick's share of such
+    terrain cannot fall (argmax of f + w r vs argmax of f), and rises on these scenes."""
+    hf = Heightfield(_mountains(96, seed=4), 30.0)
+    rr = RandomCameraRanges(width=64, height=48, agl_m=(2.0, 5.0), agl_cells=(0.0, 0.0), clearance_cells=0,
+                            near_weight=0.0, candidates=12)
+
+    def rise(cam: Camera) -> float:
+        res = hf.render(cam)
+        u, v = cam.pixel_centres()
+        return float((res.hit & (cam.pixel_to_ray(u, v)[..., 2] > 0.0)).mean())
+
+    plain = [rise(random_camera(hf, s, rr)) for s in range(4)]
+    up = [rise(random_camera(hf, s, replace(rr, rise_weight=5.0))) for s in range(4)]
+    assert all(b >= a - 0.02 for a, b in zip(plain, up))  # the probe is 64 px, the check full size
+    assert sum(up) > sum(plain) + 0.05
+
+
 def _nadir_share(cam: Camera, extent_m: float) -> float:
     """Share of a flat square grid seen by a camera looking (nearly) straight down from height
     ``z``: its ground footprint, ``2 z tan(fov_x / 2)`` by that times ``height / width``."""

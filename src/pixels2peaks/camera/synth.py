@@ -66,11 +66,21 @@ class RandomCameraRanges:
     #: penalised by ``seen_weight`` per unit of distance to the range. ``None``: not scored.
     seen_fraction: tuple[float, float] | None = None
     seen_weight: float = 20.0
+    #: the camera clears the highest grid node within this many cells (Chebyshev radius) by 1 m;
+    #: 0 = only the ground under it (a photographer standing on a slope)
+    clearance_cells: int = 1
+    #: penalty per unit share of the frame closer than 4 cells (0 = near foregrounds welcome)
+    near_weight: float = 3.0
+    #: bonus for terrain rising above eye level (share of the frame, saturating at 25 %): a
+    #: camera on the ground then looks up at mountains rather than across a plain
+    rise_weight: float = 0.0
 
 
-def _score(res: RenderResult, dirs_z: np.ndarray, diag_m: float, dx: float) -> float:
+def _score(res: RenderResult, dirs_z: np.ndarray, diag_m: float, dx: float, near_weight: float = 3.0,
+           rise_weight: float = 0.0) -> float:
     """How photo-like a candidate view is: terrain filling ~60 % of the frame, some sky, no
-    holes/grid edge below the horizon, looking far across the DEM, no wall right in front."""
+    holes/grid edge below the horizon, looking far across the DEM, no wall right in front
+    (``near_weight``), terrain rising above eye level (``rise_weight``)."""
     hit = res.hit
     terrain = float(hit.mean())
     void = float((~hit & (dirs_z < 0.0)).mean())
@@ -80,8 +90,9 @@ def _score(res: RenderResult, dirs_z: np.ndarray, diag_m: float, dx: float) -> f
     med = float(np.median(d))
     near = float((d < 4.0 * dx).mean()) * terrain
     sky = 1.0 - terrain - void
+    rise = float((hit & (dirs_z > 0.0)).mean())
     return (-8.0 * void - 2.5 * abs(terrain - 0.62) + 1.5 * min(med / (0.2 * diag_m), 1.0)
-            - 3.0 * near - 2.0 * max(0.08 - sky, 0.0) / 0.08)
+            - near_weight * near - 2.0 * max(0.08 - sky, 0.0) / 0.08 + rise_weight * min(rise / 0.25, 1.0))
 
 
 def _seen_share(res: RenderResult, shape: tuple[int, int], dx: float, k: int = 4) -> float:
@@ -141,7 +152,8 @@ def random_camera(
     if len(cells) == 0:
         raise InputError("the DEM holds no valid cell to stand on")
     diag = math.hypot(h * dx, w * dx)
-    zpad = np.pad(np.where(valid, hf.z, -np.inf), 1, mode="edge")
+    rad = max(int(ranges.clearance_cells), 0)
+    zpad = np.pad(np.where(valid, hf.z, -np.inf), rad, mode="edge")
     best, best_score = None, -math.inf
     small = (64 if ranges.seen_fraction is None else 128, 48)
     for _ in range(max(1, int(ranges.candidates))):
@@ -149,7 +161,7 @@ def random_camera(
         x = (j + rng.uniform(0.2, 0.8)) * dx
         y = (h - i - rng.uniform(0.2, 0.8)) * dx
         ground = float(hf.height_at(x, y))
-        local_max = float(zpad[i : i + 3, j : j + 3].max())  # 3x3 cells around: clear them all
+        local_max = float(zpad[i : i + 2 * rad + 1, j : j + 2 * rad + 1].max()) if rad else ground
         if not math.isfinite(ground):
             continue
         agl = rng.uniform(*ranges.agl_m) + rng.uniform(*ranges.agl_cells) * dx
@@ -166,7 +178,7 @@ def random_camera(
         probe = cam.replace(width=small[0], height=max(1, round(small[0] * cam.height / cam.width)))
         res = hf.render(probe)
         u, v = probe.pixel_centres()
-        score = _score(res, probe.pixel_to_ray(u, v)[..., 2], diag, dx)
+        score = _score(res, probe.pixel_to_ray(u, v)[..., 2], diag, dx, ranges.near_weight, ranges.rise_weight)
         score += 1.5 * min(_across(cam, h * dx, w * dx) / (0.35 * diag), 1.0)
         if ranges.seen_fraction is not None:
             lo, hi = ranges.seen_fraction

@@ -68,12 +68,11 @@ def perception_options(
     """The CLI's perception options -> :class:`~pixels2peaks.perception.pipeline.VisibleOptions`."""
     from pixels2peaks.perception.geometry import ReconstructOptions
     from pixels2peaks.perception.pipeline import VisibleOptions
-    from pixels2peaks.perception.protocols import registered
+    from pixels2peaks.perception.protocols import backend_spec
 
     for kind, name in (("segmentation", segmentation), ("geometry", geometry), ("priors", priors)):
-        names = [s.name for s in registered(kind)]
-        if name != "auto" and name not in names:  # before any work (select() says the same later)
-            raise InputError(f"unknown {kind} backend {name!r}; choose auto, {', '.join(names)}")
+        if name != "auto":  # a misspelt name fails before the image is read
+            backend_spec(kind, name)
     if (z_min is None) != (z_max is None):
         raise InputError("give both --z-min and --z-max (the elevation range), or neither")
     if elevation_range is not None:

@@ -162,7 +162,8 @@ def _resize(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def fill_void(rgb: np.ndarray, void: np.ndarray) -> np.ndarray:
-    """Copy of ``rgb`` with ``void`` pixels replaced by their nearest non-void pixel."""
+    """Copy of ``rgb`` (``(H, W)`` or ``(H, W, C)``) with ``void`` pixels replaced by their
+    nearest non-void pixel."""
     from scipy.ndimage import distance_transform_edt
 
     if not void.any() or void.all():

@@ -36,6 +36,7 @@ __all__ = [
     "Kind",
     "register",
     "registered",
+    "backend_spec",
     "select",
     "require_available",
     "module_available",
@@ -204,17 +205,24 @@ def registered(kind: str) -> list[BackendSpec]:
     return sorted(_REGISTRY[kind].values(), key=lambda s: (s.priority, s.name))
 
 
+def backend_spec(kind: str, name: str) -> BackendSpec:
+    """The spec of the registered backend ``name`` of ``kind``; :class:`InputError` naming the
+    choices if there is none. Checks nothing else (no imports, no weights)."""
+    by_name = {s.name: s for s in registered(kind)}
+    if name not in by_name:
+        raise InputError(f"unknown {kind} backend {name!r}; choose auto, {', '.join(by_name)}")
+    return by_name[name]
+
+
 def require_available(kind: str, name: str, options: Mapping[str, Any] | None = None) -> BackendSpec:
     """The spec of the explicitly named backend ``name`` of ``kind``; :class:`InputError` (one
     line, with the reason) if it is unknown or unavailable. Builds nothing (cheap: lets a caller
     fail before any work)."""
-    by_name = {s.name: s for s in registered(kind)}
-    if name not in by_name:
-        raise InputError(f"unknown {kind} backend {name!r}; choose auto, {', '.join(by_name)}")
-    ok, why = by_name[name].available(options or {})
+    spec = backend_spec(kind, name)
+    ok, why = spec.available(options or {})
     if not ok:
         raise InputError(f"{kind} backend {name!r} is not available: {why}")
-    return by_name[name]
+    return spec
 
 
 def select(kind: str, name: str = "auto", options: Mapping[str, Any] | None = None) -> Selection:

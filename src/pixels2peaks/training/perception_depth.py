@@ -32,14 +32,16 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from pixels2peaks.errors import InputError
 
-__all__ = ["RenderConfig", "TrainConfig", "CalibrationConfig", "render_examples", "train",
+__all__ = ["RenderConfig", "FOREGROUND", "TrainConfig", "CalibrationConfig", "render_examples", "train",
            "calibration_terrains", "seen_mean_slope_deg", "measure_slope_gain", "write_slope_gain", "main"]
 
 
@@ -53,13 +55,28 @@ class RenderConfig:
     antialias: int = 2
     fov_x_deg: tuple[float, float] = (35.0, 85.0)
     pitch_deg: tuple[float, float] = (-20.0, 12.0)
+    agl_m: tuple[float, float] = (2.0, 40.0)
     agl_cells: tuple[float, float] = (0.3, 2.0)
+    clearance_cells: int = 1  # see RandomCameraRanges; 0 with a small agl = standing on the ground
+    near_weight: float = 3.0  # RandomCameraRanges.near_weight; 0 = near foregrounds welcome
+    rise_weight: float = 0.0  # RandomCameraRanges.rise_weight: prefer views up at mountains
     candidates: int = 16
     haze_m: tuple[float, float] = (8000.0, 120000.0)  # log-uniform; else the renderer's auto haze
     auto_haze_fraction: float = 0.6
     min_relief_m: float = 1000.0  # tiles of coarse levels (dx >= 500 m) need this relief (p98 - p2)
     fine_fraction: float = 0.5  # fraction of examples from fine levels (dx < 500 m)
+    #: "tiles": the dataset's 256-cell tiles; "whole": :func:`calibration_terrains` (whole training
+    #: rasters + coarse GLOBE tiles: long views, for photographers standing on the ground)
+    terrains: Literal["tiles", "whole"] = "tiles"
     seed: int = 0
+
+
+FOREGROUND = dict(agl_m=(1.5, 30.0), agl_cells=(0.0, 0.0), clearance_cells=0, near_weight=0.0,
+                  rise_weight=0.5, candidates=32, pitch_deg=(-15.0, 8.0), terrains="whole")
+"""The ``render --foreground`` preset: cameras 1.5-30 m above the ground of whole landscapes, so
+the bottom of the frame is tens of metres away and the ranges tens of kilometres (real photos;
+the default cameras stand 0.3-2 cells up, so their nearest ground is hundreds of metres to
+kilometres away and the network learned a compressed near-far ratio)."""
 
 
 def _tiles(data_dir: str | Path, cfg: RenderConfig) -> tuple[list[tuple[np.ndarray, float]], np.ndarray]:
@@ -90,7 +107,11 @@ def render_examples(data_dir: str | Path, out: str | Path, cfg: RenderConfig = R
     metres), NaN for sky, ``terrain`` bool, ``meta`` JSON strings)."""
     from pixels2peaks.camera import Heightfield, RandomCameraRanges, random_camera, random_shading, render_image
 
-    tiles, probs = _tiles(data_dir, cfg)
+    if cfg.terrains == "whole":
+        tiles, probs = calibration_terrains(data_dir, CalibrationConfig(min_relief_m=cfg.min_relief_m,
+                                                                       fine_fraction=cfg.fine_fraction))
+    else:
+        tiles, probs = _tiles(data_dir, cfg)
     if not tiles:
         raise InputError(f"no training tiles in {data_dir}")
     rng = np.random.default_rng(cfg.seed)
@@ -100,7 +121,9 @@ def render_examples(data_dir: str | Path, out: str | Path, cfg: RenderConfig = R
     terrain = np.zeros((n, h, w), bool)
     meta: list[str] = []
     ranges = RandomCameraRanges(width=w, height=h, fov_x_deg=cfg.fov_x_deg, pitch_deg=cfg.pitch_deg,
-                                agl_cells=cfg.agl_cells, candidates=cfg.candidates)
+                                agl_m=cfg.agl_m, agl_cells=cfg.agl_cells, clearance_cells=cfg.clearance_cells,
+                                near_weight=cfg.near_weight, rise_weight=cfg.rise_weight,
+                                candidates=cfg.candidates)
     t0 = time.time()
     i = 0
     while i < n:
@@ -166,12 +189,13 @@ def calibration_terrains(data_dir: str | Path, cfg: CalibrationConfig = Calibrat
     """Training terrains for :func:`measure_slope_gain` and their probabilities: the coarse
     training tiles of the dataset (``dx >= 500 m``, i.e. 250-500 km GLOBE windows, relief >=
     ``cfg.min_relief_m``) and, for the fine levels, the **whole** training rasters of its
-    ``shared`` source (the manifest's held-out file excluded; NaN filled with the minimum): a
+    ``shared`` source (the manifest's held-out file excluded; voids filled with the nearest valid height): a
     photo sees a whole landscape, not the world's edge a few km away in a 256-cell tile.
     Half the mass (``cfg.fine_fraction``) on the whole rasters when there are any."""
     import warnings
 
     from pixels2peaks.io import read_dem
+    from pixels2peaks.perception.depth_net import fill_void
     from pixels2peaks.training.data import read_manifest
 
     coarse, _ = _tiles(data_dir, RenderConfig(min_relief_m=cfg.min_relief_m, fine_fraction=0.0))
@@ -193,7 +217,7 @@ def calibration_terrains(data_dir: str | Path, cfg: CalibrationConfig = Calibrat
             z = np.asarray(dem.z, np.float64)
             if np.isfinite(z).mean() < 0.3 or np.nanpercentile(z, 98) - np.nanpercentile(z, 2) < 200.0:
                 continue  # mostly void or low relief (a lidar mesa): no mountain photo to take
-            whole.append((np.where(np.isfinite(z), z, np.nanmin(z)), float(dem.dx_m)))
+            whole.append((fill_void(z, ~np.isfinite(z)), float(dem.dx_m)))  # no walls at void edges
     tiles = whole + coarse
     if not whole or not coarse:
         return tiles, np.full(len(tiles), 1.0 / max(len(tiles), 1))
@@ -363,11 +387,30 @@ def _losses(pred_logd, pred_sky, logd, terr, grad_weight: float, sky_weight: flo
     return si + grad_weight * g + sky_weight * bce, {"si": float(si.detach()), "grad": float(g.detach()), "bce": float(bce.detach())}
 
 
-def train(data: str | Path, out_stem: str | Path, cfg: TrainConfig = TrainConfig(),
+def _load_examples(data: str | Path | Sequence[str | Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+    """Images, log depths and terrain masks of one or several :func:`render_examples` files
+    (concatenated; same photo size), and a provenance record per file."""
+    files = [data] if isinstance(data, (str, Path)) else list(data)
+    if not files:
+        raise InputError("no training data file given")
+    parts, info = [], []
+    for p in files:
+        f = np.load(p)
+        parts.append((f["image"], f["log_depth"], f["terrain"]))
+        info.append({"file": str(p), "examples": int(len(f["image"])),
+                     "render": json.loads(str(f["config"])), "source": str(f["source"])})
+    if len({a[0].shape[1:] for a in parts}) > 1:
+        raise InputError("training data files hold photos of different sizes")
+    images, logd, terr = (np.concatenate([a[k] for a in parts]) for k in range(3))
+    return images, logd, terr, info
+
+
+def train(data: str | Path | Sequence[str | Path], out_stem: str | Path, cfg: TrainConfig = TrainConfig(),
           net_cfg=None, *, init: str | Path | None = None, progress: bool = True) -> dict:
-    """Train on the rendered examples for ``cfg.minutes`` wall-clock minutes; write
-    ``out_stem.safetensors`` + ``out_stem.json`` (network config, training config, data, metrics).
-    ``init``: stem of earlier weights to continue from (their network config is used)."""
+    """Train on the rendered examples (one or several :func:`render_examples` files) for
+    ``cfg.minutes`` wall-clock minutes; write ``out_stem.safetensors`` + ``out_stem.json`` (network
+    config, training config, data, metrics). ``init``: stem of earlier weights to continue from
+    (their network config is used)."""
     import torch
 
     from pixels2peaks.perception.depth_net import DepthNet, DepthNetConfig, save_depth_net
@@ -375,8 +418,7 @@ def train(data: str | Path, out_stem: str | Path, cfg: TrainConfig = TrainConfig
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    f = np.load(data)
-    images, logd, terr = f["image"], f["log_depth"], f["terrain"]
+    images, logd, terr, files = _load_examples(data)
     n = len(images)
     idx = rng.permutation(n)
     nv = max(1, int(round(cfg.val_fraction * n)))
@@ -436,7 +478,7 @@ def train(data: str | Path, out_stem: str | Path, cfg: TrainConfig = TrainConfig
                 vl, vp = _losses(*net(vx), vd, vt, cfg.grad_weight, cfg.sky_weight)
             hist.append({"step": step, "seconds": round(time.time() - t0, 1), "train": parts,
                          "val_loss": float(vl), "val": vp})
-            print(f"step {step} ({time.time() - t0:.0f} s, ~{total_steps_est} total) loss {float(loss):.4f} "
+            print(f"step {step} ({time.time() - t0:.0f} s, ~{total_steps_est} total) loss {float(loss.detach()):.4f} "
                   f"val {float(vl):.4f} si {vp['si']:.4f} bce {vp['bce']:.4f}", flush=True)
     net.eval()
     with torch.no_grad():
@@ -445,8 +487,7 @@ def train(data: str | Path, out_stem: str | Path, cfg: TrainConfig = TrainConfig
         "format": "pixels2peaks.depth_net/1",
         "net": asdict(ncfg),
         "train": asdict(cfg),
-        "data": {"file": str(data), "examples": int(n), "val_examples": int(nv),
-                 "render": json.loads(str(f["config"])), "source": str(f["source"])},
+        "data": {"files": files, "examples": int(n), "val_examples": int(nv)},
         "steps": step + (prior_card or {}).get("steps", 0),
         "minutes": round((time.time() - t0) / 60.0 + (prior_card or {}).get("minutes", 0.0), 2),
         "stages": [*(prior_card or {}).get("stages", []),
@@ -468,13 +509,17 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("-o", "--out", required=True)
     r.add_argument("--examples", type=int, default=RenderConfig.examples)
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--foreground", action="store_true",
+                   help="cameras standing 1.5-30 m above the ground of whole landscapes (FOREGROUND)")
     t = sub.add_parser("train", help="train the network")
-    t.add_argument("data")
+    t.add_argument("data", nargs="+", help="one or several rendered .npz files")
     t.add_argument("-o", "--out", required=True, help="output stem (.safetensors/.json added)")
     t.add_argument("--minutes", type=float, default=TrainConfig.minutes)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--lr", type=float, default=TrainConfig.lr)
     t.add_argument("--init", default=None, help="stem of weights to continue from")
+    t.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), default=None,
+                   help="network input size in pixels for a new network (default 128 96)")
     c = sub.add_parser("calibrate", help="measure the slope gain of the network's pointmaps on renders of training tiles")
     c.add_argument("data_dir")
     c.add_argument("--weights", required=True, help="stem of the weights whose card gets slope_gain")
@@ -486,7 +531,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if a.cmd == "render":
         numba.set_num_threads(1)
-        render_examples(a.data_dir, a.out, RenderConfig(examples=a.examples, seed=a.seed))
+        preset = FOREGROUND if a.foreground else {}
+        render_examples(a.data_dir, a.out, RenderConfig(examples=a.examples, seed=a.seed, **preset))
     elif a.cmd == "calibrate":
         from pixels2peaks.perception.depth_net import LearnedGeometry
 
@@ -499,7 +545,10 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({k: res[k] for k in ("value", "iqr", "photos")}))
     else:
         torch.set_num_threads(a.threads)
-        card = train(a.data, a.out, TrainConfig(minutes=a.minutes, threads=a.threads, lr=a.lr), init=a.init)
+        from pixels2peaks.perception.depth_net import DepthNetConfig
+
+        net_cfg = DepthNetConfig(width=a.size[0], height=a.size[1]) if a.size else None
+        card = train(a.data, a.out, TrainConfig(minutes=a.minutes, threads=a.threads, lr=a.lr), net_cfg, init=a.init)
         print(json.dumps(card["final_val"]))
 
 
