@@ -369,3 +369,13 @@ def test_fill_void_copies_the_nearest_valid_value_in_2d_and_3d():
     np.testing.assert_array_equal(out[~void], z[~void])
     rgb = np.stack([z, -z, 2 * z], -1)
     np.testing.assert_array_equal(fill_void(rgb, void)[:, 5], rgb[:, 3])
+
+
+def test_render_examples_rejects_an_unknown_terrain_source(tmp_path):
+    from dataclasses import replace
+
+    from pixels2peaks.training.perception_depth import FOREGROUND, render_examples
+
+    with pytest.raises(InputError, match="unknown terrains 'hills'"):
+        render_examples(tmp_path, tmp_path / "out.npz", replace(FOREGROUND, terrains="hills"))
+    assert not (tmp_path / "out.npz").exists()

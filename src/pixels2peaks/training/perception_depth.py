@@ -71,8 +71,8 @@ class RenderConfig:
     seed: int = 0
 
 
-FOREGROUND = dict(agl_m=(1.5, 30.0), agl_cells=(0.0, 0.0), clearance_cells=0, near_weight=0.0,
-                  rise_weight=0.5, candidates=32, pitch_deg=(-15.0, 8.0), terrains="whole")
+FOREGROUND = RenderConfig(agl_m=(1.5, 30.0), agl_cells=(0.0, 0.0), clearance_cells=0, near_weight=0.0,
+                          rise_weight=0.5, candidates=32, pitch_deg=(-15.0, 8.0), terrains="whole")
 """The ``render --foreground`` preset: cameras 1.5-30 m above the ground of whole landscapes, so
 the bottom of the frame is tens of metres away and the ranges tens of kilometres (real photos;
 the default cameras stand 0.3-2 cells up, so their nearest ground is hundreds of metres to
@@ -110,8 +110,10 @@ def render_examples(data_dir: str | Path, out: str | Path, cfg: RenderConfig = R
     if cfg.terrains == "whole":
         tiles, probs = calibration_terrains(data_dir, CalibrationConfig(min_relief_m=cfg.min_relief_m,
                                                                        fine_fraction=cfg.fine_fraction))
-    else:
+    elif cfg.terrains == "tiles":
         tiles, probs = _tiles(data_dir, cfg)
+    else:
+        raise InputError(f"unknown terrains {cfg.terrains!r}; choose tiles or whole")
     if not tiles:
         raise InputError(f"no training tiles in {data_dir}")
     rng = np.random.default_rng(cfg.seed)
@@ -531,8 +533,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if a.cmd == "render":
         numba.set_num_threads(1)
-        preset = FOREGROUND if a.foreground else {}
-        render_examples(a.data_dir, a.out, RenderConfig(examples=a.examples, seed=a.seed, **preset))
+        base = FOREGROUND if a.foreground else RenderConfig()
+        render_examples(a.data_dir, a.out, replace(base, examples=a.examples, seed=a.seed))
     elif a.cmd == "calibrate":
         from pixels2peaks.perception.depth_net import LearnedGeometry
 
