@@ -20,6 +20,8 @@ at the true pitch; the card's ``slope_gain`` makes the search match ``atan(g tan
 Usage::
 
     python -m pixels2peaks.training.perception_depth render runs/data/prior_v1 -o runs/perception/data.npz
+    python -m pixels2peaks.training.perception_depth render runs/data/prior_v1 --foreground \
+        -o runs/perception/foreground_1.npz --examples 1000 --seed 1   # cameras on the ground
     python -m pixels2peaks.training.perception_depth train runs/perception/data.npz \\
         -o src/pixels2peaks/weights/perception/depth_net --minutes 25
     python -m pixels2peaks.training.perception_depth calibrate runs/data/prior_v1 \\
