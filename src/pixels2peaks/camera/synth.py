@@ -76,11 +76,12 @@ class RandomCameraRanges:
     rise_weight: float = 0.0
 
 
-def _score(res: RenderResult, dirs_z: np.ndarray, diag_m: float, dx: float, near_weight: float = 3.0,
-           rise_weight: float = 0.0) -> float:
+def _score(res: RenderResult, dirs_z: np.ndarray, diag_m: float, dx: float, near_weight: float,
+           rise_weight: float) -> float:
     """How photo-like a candidate view is: terrain filling ~60 % of the frame, some sky, no
     holes/grid edge below the horizon, looking far across the DEM, no wall right in front
-    (``near_weight``), terrain rising above eye level (``rise_weight``)."""
+    (``near_weight``), terrain rising above eye level (``rise_weight``); the weights are
+    :class:`RandomCameraRanges`' (their defaults live there only)."""
     hit = res.hit
     terrain = float(hit.mean())
     void = float((~hit & (dirs_z < 0.0)).mean())
