@@ -268,14 +268,15 @@ def synthetic_photos(n: int, size: tuple[int, int], min_slope_deg: float = 3.0):
     """Yield ``(label, z, dx, SynthResult)``: alternately GLOBE tiles and Front Range; a view is
     kept if >= 30 % of the pixels are terrain, >= 200 cells are seen and the seen cells' mean
     slope is >= ``min_slope_deg`` (a mountain view: Eq. 1 needs a slope to match)."""
-    from pixels2peaks.camera import Heightfield, RandomCameraRanges, random_camera, random_shading, synthesize
+    from pixels2peaks.camera import Heightfield, random_camera, random_shading, synthesize
+    from pixels2peaks.training.perception_depth import CalibrationConfig
 
     terrains = heldout_terrains()
     if not terrains:
         return
     globe = [t for t in terrains if t[0].startswith("GLOBE")]
     other = [t for t in terrains if not t[0].startswith("GLOBE")]
-    ranges = RandomCameraRanges(width=size[0], height=size[1], agl_cells=(0.3, 2.0), candidates=24)
+    ranges = replace(CalibrationConfig().camera, width=size[0], height=size[1])  # the slope gain's cameras
     made, seed = 0, 1000
     while made < n and seed < 1000 + 20 * n:
         pool = globe if (made % 2 == 0 and globe) or not other else other

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from pixels2peaks.camera import RandomCameraRanges
 from pixels2peaks.errors import InputError
 from pixels2peaks.perception.geometry import ReconstructOptions, pitch_rotation, pointmap_slope_deg, reconstruct
 from pixels2peaks.perception.protocols import GeometryResult
@@ -111,7 +112,8 @@ def test_measure_slope_gain_recovers_a_known_flattening(monkeypatch):
 
     monkeypatch.setattr(camera_mod, "synthesize", spy)
     z = fractal(96, 3, relief_m=1500.0)
-    cfg = CalibrationConfig(photos=4, width=96, height=72, candidates=6, min_slope_deg=1.0)
+    cfg = CalibrationConfig(photos=4, camera=RandomCameraRanges(width=96, height=72, agl_cells=(0.3, 2.0), candidates=6),
+                            min_slope_deg=1.0)
     runs = {f: measure_slope_gain([(z, 30.0)], np.array([1.0]), lambda fov, terrain, f=f: _Flattening(truth, f), cfg,
                                   progress=False) for f in (1.0, 0.5)}
     assert runs[1.0]["photos"] == 4 and len(runs[1.0]["per_photo"]) == 4

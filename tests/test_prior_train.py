@@ -143,3 +143,18 @@ def test_high_noise_fraction_may_change_on_resume(dataset, tmp_path):
     assert out["step"] == 4 and any("high_noise_fraction 0.0 -> 0.5" in s for s in lines)
     with pytest.raises(InputError):
         TrainConfig(high_noise_fraction=1.5)
+
+
+def test_ema_update_blends_parameters_and_copies_buffers():
+    from pixels2peaks.training.train import ema_update
+
+    model, ema = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        model.weight.fill_(4.0)
+        ema.weight.zero_()
+        model.running_mean.fill_(5.0)
+    ema_update(ema, model, 0.75)
+    assert torch.allclose(ema.weight, torch.full((3,), 1.0))  # 0.75 * 0 + 0.25 * 4
+    assert torch.equal(ema.running_mean, model.running_mean)
+    ema_update(ema, model, 0.0)
+    assert torch.equal(ema.weight, model.weight)

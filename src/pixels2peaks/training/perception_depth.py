@@ -31,6 +31,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import time
@@ -41,28 +42,25 @@ from typing import Literal
 
 import numpy as np
 
+from pixels2peaks.camera.synth import RandomCameraRanges
 from pixels2peaks.errors import InputError
 
 __all__ = ["RenderConfig", "FOREGROUND", "TrainConfig", "CalibrationConfig", "render_examples", "train",
            "calibration_terrains", "seen_mean_slope_deg", "measure_slope_gain", "write_slope_gain", "main"]
 
 
+_TRAINING_CAMERAS = RandomCameraRanges(width=192, height=144, fov_x_deg=(35.0, 85.0), pitch_deg=(-20.0, 12.0),
+                                       agl_m=(2.0, 40.0), agl_cells=(0.3, 2.0), candidates=16)
+
+
 @dataclass(frozen=True)
 class RenderConfig:
-    """Synthetic training photos (sizes in pixels, angles in degrees, distances in metres)."""
+    """Synthetic training photos (distances in metres): ``camera`` = the cameras and photo size
+    (pixels, degrees) of :func:`random_camera`."""
 
     examples: int = 2400
-    width: int = 192
-    height: int = 144
+    camera: RandomCameraRanges = _TRAINING_CAMERAS
     antialias: int = 2
-    fov_x_deg: tuple[float, float] = (35.0, 85.0)
-    pitch_deg: tuple[float, float] = (-20.0, 12.0)
-    agl_m: tuple[float, float] = (2.0, 40.0)
-    agl_cells: tuple[float, float] = (0.3, 2.0)
-    clearance_cells: int = 1  # see RandomCameraRanges; 0 with a small agl = standing on the ground
-    near_weight: float = 3.0  # RandomCameraRanges.near_weight; 0 = near foregrounds welcome
-    rise_weight: float = 0.0  # RandomCameraRanges.rise_weight: prefer views up at mountains
-    candidates: int = 16
     haze_m: tuple[float, float] = (8000.0, 120000.0)  # log-uniform; else the renderer's auto haze
     auto_haze_fraction: float = 0.6
     min_relief_m: float = 1000.0  # tiles of coarse levels (dx >= 500 m) need this relief (p98 - p2)
@@ -73,8 +71,9 @@ class RenderConfig:
     seed: int = 0
 
 
-FOREGROUND = RenderConfig(agl_m=(1.5, 30.0), agl_cells=(0.0, 0.0), clearance_cells=0, near_weight=0.0,
-                          rise_weight=0.5, candidates=32, pitch_deg=(-15.0, 8.0), terrains="whole")
+FOREGROUND = RenderConfig(camera=replace(_TRAINING_CAMERAS, agl_m=(1.5, 30.0), agl_cells=(0.0, 0.0), clearance_cells=0,
+                                         near_weight=0.0, rise_weight=0.5, candidates=32, pitch_deg=(-15.0, 8.0)),
+                          terrains="whole")
 """The ``render --foreground`` preset: cameras 1.5-30 m above the ground of whole landscapes, so
 the bottom of the frame is tens of metres away and the ranges tens of kilometres (real photos;
 the default cameras stand 0.3-2 cells up, so their nearest ground is hundreds of metres to
@@ -107,7 +106,7 @@ def render_examples(data_dir: str | Path, out: str | Path, cfg: RenderConfig = R
     """Render ``cfg.examples`` synthetic photos of training tiles into ``out`` (``.npz``:
     ``image`` uint8 ``(N, h, w, 3)``, ``log_depth`` float16 ``(N, h, w)`` = ln(ray distance in
     metres), NaN for sky, ``terrain`` bool, ``meta`` JSON strings)."""
-    from pixels2peaks.camera import Heightfield, RandomCameraRanges, random_camera, random_shading, render_image
+    from pixels2peaks.camera import Heightfield, random_camera, random_shading, render_image
 
     if cfg.terrains == "whole":
         tiles, probs = calibration_terrains(data_dir, CalibrationConfig(min_relief_m=cfg.min_relief_m,
@@ -119,15 +118,11 @@ def render_examples(data_dir: str | Path, out: str | Path, cfg: RenderConfig = R
     if not tiles:
         raise InputError(f"no training tiles in {data_dir}")
     rng = np.random.default_rng(cfg.seed)
-    n, h, w = cfg.examples, cfg.height, cfg.width
+    n, h, w = cfg.examples, cfg.camera.height, cfg.camera.width
     images = np.zeros((n, h, w, 3), np.uint8)
     logd = np.full((n, h, w), np.nan, np.float16)
     terrain = np.zeros((n, h, w), bool)
     meta: list[str] = []
-    ranges = RandomCameraRanges(width=w, height=h, fov_x_deg=cfg.fov_x_deg, pitch_deg=cfg.pitch_deg,
-                                agl_m=cfg.agl_m, agl_cells=cfg.agl_cells, clearance_cells=cfg.clearance_cells,
-                                near_weight=cfg.near_weight, rise_weight=cfg.rise_weight,
-                                candidates=cfg.candidates)
     t0 = time.time()
     i = 0
     while i < n:
@@ -137,7 +132,7 @@ def render_examples(data_dir: str | Path, out: str | Path, cfg: RenderConfig = R
         seed = int(rng.integers(2**31))
         try:
             hf = Heightfield(z, dx)
-            cam = random_camera(hf, seed, ranges)
+            cam = random_camera(hf, seed, cfg.camera)
             sh = random_shading(seed)
             haze = None if rng.random() < cfg.auto_haze_fraction else float(math.exp(rng.uniform(*np.log(cfg.haze_m))))
             sh = replace(sh, haze_m=haze, snow=float(rng.uniform(0.0, 1.0)),
@@ -178,10 +173,7 @@ class CalibrationConfig:
     kept if >= 30 % terrain, >= 200 seen cells and a seen mean slope >= ``min_slope_deg``."""
 
     photos: int = 32
-    width: int = 512
-    height: int = 384
-    agl_cells: tuple[float, float] = (0.3, 2.0)
-    candidates: int = 24
+    camera: RandomCameraRanges = RandomCameraRanges(width=512, height=384, agl_cells=(0.3, 2.0), candidates=24)
     min_relief_m: float = 1000.0
     fine_fraction: float = 0.5
     min_slope_deg: float = 3.0
@@ -247,15 +239,13 @@ def measure_slope_gain(tiles: list[tuple[np.ndarray, float]], probs: np.ndarray,
     pointmap at the **true** pitch (Eq. 1's slope, :func:`search_pitch` with one candidate) with
     the true mean slope of the seen cells: ``g_i = tan s_points / tan s_true``. Returns
     ``{"value": median g_i, "iqr": [q25, q75], "photos": n, "per_photo": [...], "config": ...}``."""
-    from pixels2peaks.camera import Heightfield, RandomCameraRanges, random_camera, random_shading, synthesize
+    from pixels2peaks.camera import Heightfield, random_camera, random_shading, synthesize
     from pixels2peaks.perception.builtin import SkySegmentation
     from pixels2peaks.perception.geometry import clean_points, search_pitch
 
     if not tiles:
         raise InputError("no tiles to calibrate on")
     rng = np.random.default_rng(cfg.seed)
-    ranges = RandomCameraRanges(width=cfg.width, height=cfg.height, agl_cells=cfg.agl_cells,
-                                candidates=cfg.candidates)
     rows: list[dict[str, Any]] = []
     tries = 0
     while len(rows) < cfg.photos:
@@ -266,7 +256,7 @@ def measure_slope_gain(tiles: list[tuple[np.ndarray, float]], probs: np.ndarray,
         seed = int(rng.integers(2**31))
         try:
             hf = Heightfield(z, dx)
-            cam = random_camera(hf, seed, ranges)
+            cam = random_camera(hf, seed, cfg.camera)
             res = synthesize(hf, dx, cam, shading=random_shading(seed))
         except InputError:
             continue
@@ -332,6 +322,9 @@ class TrainConfig:
     val_fraction: float = 0.05
     seed: int = 0
     threads: int = 1
+    #: decay of the exponential moving average of the weights that is saved (0 = save the
+    #: last weights); it starts after ``lr`` warm-up, at step 100
+    ema_decay: float = 0.999
 
 
 def _augment(rng: np.random.Generator, img: np.ndarray, logd: np.ndarray, terr: np.ndarray,
@@ -418,6 +411,7 @@ def train(data: str | Path | Sequence[str | Path], out_stem: str | Path, cfg: Tr
     import torch
 
     from pixels2peaks.perception.depth_net import DepthNet, DepthNetConfig, save_depth_net
+    from pixels2peaks.training.train import ema_update
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -438,6 +432,7 @@ def train(data: str | Path | Sequence[str | Path], out_stem: str | Path, cfg: Tr
         net = DepthNet(ncfg)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     size = (ncfg.width, ncfg.height)
+    ema = copy.deepcopy(net).eval() if cfg.ema_decay > 0 else net
 
     def batch(ids, augment=True):
         xs, ds, ts = [], [], []
@@ -476,17 +471,22 @@ def train(data: str | Path | Sequence[str | Path], out_stem: str | Path, cfg: Tr
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         step += 1
+        if ema is not net:
+            ema_update(ema, net, cfg.ema_decay if step > 100 else 0.0)
         if progress and step % 100 == 0:
             net.eval()
             with torch.no_grad():
-                vl, vp = _losses(*net(vx), vd, vt, cfg.grad_weight, cfg.sky_weight)
+                vl, vp = _losses(*ema(vx), vd, vt, cfg.grad_weight, cfg.sky_weight)
             hist.append({"step": step, "seconds": round(time.time() - t0, 1), "train": parts,
                          "val_loss": float(vl), "val": vp})
             print(f"step {step} ({time.time() - t0:.0f} s, ~{total_steps_est} total) loss {float(loss.detach()):.4f} "
                   f"val {float(vl):.4f} si {vp['si']:.4f} bce {vp['bce']:.4f}", flush=True)
+    if ema is not net:  # BatchNorm statistics of the averaged weights (as for SWA)
+        torch.optim.swa_utils.update_bn((batch(rng.choice(tr, cfg.batch, replace=False))[0] for _ in range(50)), ema)
     net.eval()
+    ema.eval()
     with torch.no_grad():
-        vl, vp = _losses(*net(vx), vd, vt, cfg.grad_weight, cfg.sky_weight)
+        vl, vp = _losses(*ema(vx), vd, vt, cfg.grad_weight, cfg.sky_weight)
     card = {
         "format": "pixels2peaks.depth_net/1",
         "net": asdict(ncfg),
@@ -501,7 +501,7 @@ def train(data: str | Path | Sequence[str | Path], out_stem: str | Path, cfg: Tr
         "history": hist[-20:],
         "parameters": int(sum(p.numel() for p in net.parameters())),
     }
-    save_depth_net(net, out_stem, card)
+    save_depth_net(ema, out_stem, card)
     return card
 
 
@@ -521,6 +521,8 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--minutes", type=float, default=TrainConfig.minutes)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--lr", type=float, default=TrainConfig.lr)
+    t.add_argument("--ema", type=float, default=TrainConfig.ema_decay,
+                   help="EMA decay of the saved weights (0 = the last weights)")
     t.add_argument("--init", default=None, help="stem of weights to continue from")
     t.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), default=None,
                    help="network input size in pixels for a new network (default 128 96)")
@@ -552,7 +554,7 @@ def main(argv: list[str] | None = None) -> None:
         from pixels2peaks.perception.depth_net import DepthNetConfig
 
         net_cfg = DepthNetConfig(width=a.size[0], height=a.size[1]) if a.size else None
-        card = train(a.data, a.out, TrainConfig(minutes=a.minutes, threads=a.threads, lr=a.lr), net_cfg, init=a.init)
+        card = train(a.data, a.out, TrainConfig(minutes=a.minutes, threads=a.threads, lr=a.lr, ema_decay=a.ema), net_cfg, init=a.init)
         print(json.dumps(card["final_val"]))
 
 

@@ -96,7 +96,9 @@ class _Stop:
         self.flag = True
 
 
-def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * model`` for the parameters; buffers (BatchNorm
+    statistics) are copied from ``model``."""
     with torch.no_grad():
         for pe, pm in zip(ema.parameters(), model.parameters()):
             pe.lerp_(pm, 1.0 - decay)
@@ -419,7 +421,7 @@ class Trainer:
                 self.step += 1
                 steps_this_run += 1
                 decay = min(cfg.ema_decay, (1 + self.step) / (10 + self.step))
-                _ema_update(self.ema, self.model, decay)
+                ema_update(self.ema, self.model, decay)
                 interval_losses.append(loss.item())
                 now = time.monotonic()
                 if self.step % cfg.log_every == 0:
