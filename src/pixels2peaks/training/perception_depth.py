@@ -44,6 +44,7 @@ import numpy as np
 
 from pixels2peaks.camera.synth import RandomCameraRanges
 from pixels2peaks.errors import InputError
+from pixels2peaks.training.trees import TreeConfig, add_trees
 
 __all__ = ["RenderConfig", "FOREGROUND", "TrainConfig", "CalibrationConfig", "render_examples", "train",
            "calibration_terrains", "seen_mean_slope_deg", "measure_slope_gain", "write_slope_gain", "main"]
@@ -68,6 +69,10 @@ class RenderConfig:
     #: "tiles": the dataset's 256-cell tiles; "whole": :func:`calibration_terrains` (whole training
     #: rasters + coarse GLOBE tiles: long views, for photographers standing on the ground)
     terrains: Literal["tiles", "whole"] = "tiles"
+    #: share of the photos that get trees (:func:`pixels2peaks.training.trees.add_trees`; drawn
+    #: from a generator of their own, so the views are the same with or without trees)
+    trees_fraction: float = 0.0
+    trees: TreeConfig = TreeConfig()
     seed: int = 0
 
 
@@ -107,6 +112,7 @@ def render_examples(data_dir: str | Path, out: str | Path, cfg: RenderConfig = R
     ``image`` uint8 ``(N, h, w, 3)``, ``log_depth`` float16 ``(N, h, w)`` = ln(ray distance in
     metres), NaN for sky, ``terrain`` bool, ``meta`` JSON strings)."""
     from pixels2peaks.camera import Heightfield, random_camera, random_shading, render_image
+    from pixels2peaks.camera.shading import sun_direction
 
     if cfg.terrains == "whole":
         tiles, probs = calibration_terrains(data_dir, CalibrationConfig(min_relief_m=cfg.min_relief_m,
@@ -142,12 +148,18 @@ def render_examples(data_dir: str | Path, out: str | Path, cfg: RenderConfig = R
             continue
         if res.hit.mean() < 0.2:
             continue
+        hit, depth = res.hit, res.depth
+        trees = np.random.default_rng([seed, 7])
+        treed = bool(trees.random() < cfg.trees_fraction)
+        if treed:
+            img, depth, hit = add_trees(img, depth, hit, res.pointmap, res.normal, cam, sun_direction(sh), trees,
+                                        cfg.trees)
         images[i] = img
-        d = np.where(res.hit, res.depth, np.nan)
+        d = np.where(hit, depth, np.nan)
         logd[i] = np.log(np.maximum(d, 1e-3)).astype(np.float16)
-        terrain[i] = res.hit
+        terrain[i] = hit
         meta.append(json.dumps({"tile": k, "dx_m": dx, "seed": seed, "camera": cam.to_dict(),
-                                "haze_m": haze}))
+                                "haze_m": haze, **({"trees": True} if treed else {})}))
         i += 1
         if progress and (i % 50 == 0 or i == n):
             el = time.time() - t0
@@ -515,6 +527,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--foreground", action="store_true",
                    help="cameras standing 1.5-30 m above the ground of whole landscapes (FOREGROUND)")
+    r.add_argument("--trees", type=float, default=0.0, metavar="FRACTION",
+                   help="share of the photos with trees standing on the terrain (default 0)")
     t = sub.add_parser("train", help="train the network")
     t.add_argument("data", nargs="+", help="one or several rendered .npz files")
     t.add_argument("-o", "--out", required=True, help="output stem (.safetensors/.json added)")
@@ -538,7 +552,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.cmd == "render":
         numba.set_num_threads(1)
         base = FOREGROUND if a.foreground else RenderConfig()
-        render_examples(a.data_dir, a.out, replace(base, examples=a.examples, seed=a.seed))
+        render_examples(a.data_dir, a.out, replace(base, examples=a.examples, seed=a.seed, trees_fraction=a.trees))
     elif a.cmd == "calibrate":
         from pixels2peaks.perception.depth_net import LearnedGeometry
 
