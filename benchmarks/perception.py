@@ -36,6 +36,7 @@ Reads ``../shared/data`` (says so and skips a part when it is missing). One torc
     DEM's cell size) over the truly seen cells.
 
 Usage: .venv/bin/python benchmarks/perception.py [--photos 24] [--size 512 384] [--parts depth sky synth]
+       [--depth-weights STEM] (other depth-network weights than the shipped ones)
 Writes benchmarks/results/perception.json (command, date, machine load, tables).
 """
 
@@ -57,9 +58,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pixels2peaks.perception.depth_net import DEFAULT_WEIGHTS
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "perception.json"
+DEPTH_WEIGHTS: Path = DEFAULT_WEIGHTS  # --depth-weights
 
 
 def _threads() -> None:
@@ -132,7 +136,7 @@ def geometry_backends(fov: float | None, terrain: np.ndarray) -> list[tuple[str,
     learned network), built for this image."""
     from pixels2peaks.perception.protocols import registered
 
-    opts = {"terrain": terrain}
+    opts = {"terrain": terrain, "depth_weights": DEPTH_WEIGHTS}
     if fov is not None:
         opts["fov_x_deg"] = fov
     out = []
@@ -159,10 +163,11 @@ def segmenters() -> list[tuple[str, object]]:
         return np.arange(img.shape[0])[:, None] >= hz[None, :]
 
     out.append(("threshold (old builtin)", threshold))
-    from pixels2peaks.perception.depth_net import predict_log_depth, weights_available
+    from pixels2peaks.perception.depth_net import load_depth_net, predict_log_depth, weights_available
 
-    if weights_available():
-        out.append(("depth-net sky head", lambda img: predict_log_depth(img)[1] < 0.5))
+    if weights_available(DEPTH_WEIGHTS):
+        net = load_depth_net(DEPTH_WEIGHTS)[0]
+        out.append(("depth-net sky head", lambda img: predict_log_depth(img, net)[1] < 0.5))
     return out
 
 
@@ -343,7 +348,7 @@ def part_synth(n: int, size: tuple[int, int]) -> list[dict]:
         builtin_prior = DefaultPriors(fov_x_deg=cam.fov_x_deg, terrain=terrain).estimate(rgb).mean_slope_deg
         pc_true = cam.world_to_camera(res.render.pointmap.astype(np.float64))
         geos = [("gt-geometry", pc_true, hit, 1.0)]
-        opts = {"fov_x_deg": cam.fov_x_deg, "terrain": terrain}
+        opts = {"fov_x_deg": cam.fov_x_deg, "terrain": terrain, "depth_weights": DEPTH_WEIGHTS}
         b = select("geometry", "builtin", opts)
         gb = b.backend.estimate(rgb)
         geos.append(("builtin", gb.points, gb.valid & terrain, gb.slope_gain))
@@ -436,7 +441,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--size", type=int, nargs=2, default=(512, 384))
     ap.add_argument("--parts", nargs="+", default=["depth", "sky", "synth"], choices=["depth", "sky", "synth"])
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--depth-weights", type=Path, default=None,
+                    help="stem of depth-network weights to evaluate instead of the shipped ones")
     a = ap.parse_args(argv)
+    global DEPTH_WEIGHTS
+    if a.depth_weights is not None:
+        DEPTH_WEIGHTS = a.depth_weights
     _threads()
     if not SHARED.is_dir():
         print(f"{SHARED} not found: the perception benchmark needs ../shared/data")
@@ -451,11 +461,9 @@ def main(argv: list[str] | None = None) -> None:
     from pixels2peaks.perception.depth_net import weights_available
 
     card = None
-    if weights_available():
-        from pixels2peaks.perception.depth_net import DEFAULT_WEIGHTS
-
-        c = json.loads(DEFAULT_WEIGHTS.with_suffix(".json").read_text())
-        card = {k: c.get(k) for k in ("parameters", "steps", "minutes", "final_val")}
+    if weights_available(DEPTH_WEIGHTS):
+        c = json.loads(Path(DEPTH_WEIGHTS).with_suffix(".json").read_text())
+        card = {"weights": str(DEPTH_WEIGHTS), **{k: c.get(k) for k in ("parameters", "steps", "minutes", "final_val")}}
     out = {
         "command": "python benchmarks/perception.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": _dt.datetime.now().isoformat(timespec="seconds"),

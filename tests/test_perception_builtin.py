@@ -294,6 +294,9 @@ def test_depth_net_save_load_and_backend(tmp_path, one_torch_thread):
     finally:
         dn.weights_available = orig
     assert isinstance(select("geometry", "classical").backend, ClassicalGeometry)
+    # other weights by option; missing ones fall back to the classical cues
+    assert _defaults._builtin_geometry({"depth_weights": stem}).weights == stem
+    assert isinstance(_defaults._builtin_geometry({"depth_weights": tmp_path / "none"}), ClassicalGeometry)
 
 
 def test_depth_training_loss_is_shift_invariant_and_train_writes_weights(tmp_path, one_torch_thread):

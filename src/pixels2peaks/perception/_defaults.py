@@ -131,11 +131,13 @@ def _always(opts: Mapping[str, Any]) -> tuple[bool, str]:
 
 
 def _builtin_geometry(opts: Mapping[str, Any]):
-    """The shipped learned depth network if its weights are present, else the classical cues."""
-    from pixels2peaks.perception.depth_net import LearnedGeometry, weights_available
+    """The learned depth network (the shipped one, or option ``depth_weights`` = the stem of
+    other weights) if its weights are present, else the classical cues."""
+    from pixels2peaks.perception.depth_net import DEFAULT_WEIGHTS, LearnedGeometry, weights_available
 
-    if weights_available():
-        return LearnedGeometry(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), terrain=opts.get("terrain"))
+    stem = opts.get("depth_weights") or DEFAULT_WEIGHTS
+    if weights_available(stem):
+        return LearnedGeometry(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), terrain=opts.get("terrain"), weights=stem)
     return _classical_geometry(opts)
 
 
