@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from pixels2peaks.camera import Camera, Heightfield
+from pixels2peaks.errors import InputError
 from pixels2peaks.training.trees import TreeConfig, add_trees
 
 
@@ -69,3 +70,6 @@ def test_render_examples_with_trees_keeps_the_views_and_only_brings_depth_closer
     both = np.isfinite(a) & np.isfinite(b)
     assert np.all(b[both] <= a[both] + 1e-2) and (b[both] < a[both] - 0.05).any()
     assert np.array_equal(treed["terrain"], plain["terrain"] | np.isfinite(b))
+    with pytest.raises(InputError, match="trees fraction"):
+        render_examples(tmp_path / "ds", tmp_path / "bad.npz", replace(base, trees_fraction=1.5), progress=False)
+    assert not (tmp_path / "bad.npz").exists()

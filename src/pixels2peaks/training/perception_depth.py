@@ -123,6 +123,8 @@ def render_examples(data_dir: str | Path, out: str | Path, cfg: RenderConfig = R
         raise InputError(f"unknown terrains {cfg.terrains!r}; choose tiles or whole")
     if not tiles:
         raise InputError(f"no training tiles in {data_dir}")
+    if not 0.0 <= cfg.trees_fraction <= 1.0:
+        raise InputError(f"trees fraction must be in [0, 1], got {cfg.trees_fraction}")
     rng = np.random.default_rng(cfg.seed)
     n, h, w = cfg.examples, cfg.camera.height, cfg.camera.width
     images = np.zeros((n, h, w, 3), np.uint8)
