@@ -10,7 +10,8 @@ distance along the pixel-centre ray (metres, NaN = sky) and the terrain mask.
 Training: scale-invariant log-depth loss (Eigen et al. 2014, fully shift-invariant in ``ln d``)
 plus a multi-scale gradient-matching term on ``ln d``, and a binary cross-entropy on the sky
 mask; photometric augmentation (colour/gamma/contrast jitter, blur, noise) and random
-aspect-changing crops, so the network sees real photos' aspect ratios.
+aspect-changing crops, so the network sees real photos' aspect ratios. The saved weights are an
+exponential moving average (``TrainConfig.ema_decay``).
 
 Slope calibration: the network's pointmaps show terrain flatter than it is (it smooths depth
 across steep faces), which biases the pitch search (Eq. 1). :func:`measure_slope_gain` renders
@@ -20,8 +21,9 @@ at the true pitch; the card's ``slope_gain`` makes the search match ``atan(g tan
 Usage::
 
     python -m pixels2peaks.training.perception_depth render runs/data/prior_v1 -o runs/perception/data.npz
-    python -m pixels2peaks.training.perception_depth render runs/data/prior_v1 --foreground \
+    python -m pixels2peaks.training.perception_depth render runs/data/prior_v1 --foreground \\
         -o runs/perception/foreground_1.npz --examples 1000 --seed 1   # cameras on the ground
+    # --trees 0.5: half of the photos get trees (pixels2peaks.training.trees)
     python -m pixels2peaks.training.perception_depth train runs/perception/data.npz \\
         -o src/pixels2peaks/weights/perception/depth_net --minutes 25
     python -m pixels2peaks.training.perception_depth calibrate runs/data/prior_v1 \\
