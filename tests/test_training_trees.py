@@ -19,9 +19,9 @@ def test_one_tree_stands_on_the_ground_with_its_height_and_in_front():
     cfg = TreeConfig(count=(1, 1), groves=(1, 1), height_m=(10.0, 10.0), crown_ratio=(0.2, 0.2),
                      crown_depth=(0.4, 0.4), min_distance_m=30.0, max_distance_m=60.0)
     before = (img.copy(), res.depth.copy(), res.hit.copy())
-    out, depth, hit = add_trees(img, res.depth, res.hit, res.pointmap, res.normal, cam, np.array([0.0, -0.6, 0.8]),
+    out, depth, hit = add_trees(img, res, np.array([0.0, -0.6, 0.8]),
                                 np.random.default_rng(3), cfg)
-    assert np.array_equal(img, before[0]) and np.array_equal(res.depth, before[1])  # inputs untouched
+    assert all(np.array_equal(a, b) for a, b in zip((img, res.depth, res.hit), before))  # inputs untouched
     changed = depth != res.depth
     assert changed.any() and np.all(depth[changed] < res.depth[changed])  # depth-tested: only in front
     assert np.array_equal(hit, res.hit | changed)
@@ -40,7 +40,7 @@ def test_one_tree_stands_on_the_ground_with_its_height_and_in_front():
 def test_no_ground_in_range_leaves_the_photo_alone():
     cam, res = _flat_view()
     img = np.zeros((300, 400, 3), np.uint8)
-    out, depth, hit = add_trees(img, res.depth, res.hit, res.pointmap, res.normal, cam, np.array([0.0, 0.0, 1.0]),
+    out, depth, hit = add_trees(img, res, np.array([0.0, 0.0, 1.0]),
                                 np.random.default_rng(0), TreeConfig(min_distance_m=5000.0, max_distance_m=6000.0))
     assert np.array_equal(out, img) and np.array_equal(depth, res.depth) and np.array_equal(hit, res.hit)
 

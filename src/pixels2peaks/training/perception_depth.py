@@ -156,8 +156,7 @@ def render_examples(data_dir: str | Path, out: str | Path, cfg: RenderConfig = R
         trees = np.random.default_rng([seed, 7])
         treed = bool(trees.random() < cfg.trees_fraction)
         if treed:
-            img, depth, hit = add_trees(img, depth, hit, res.pointmap, res.normal, cam, sun_direction(sh), trees,
-                                        cfg.trees)
+            img, depth, hit = add_trees(img, res, sun_direction(sh), trees, cfg.trees)
         images[i] = img
         d = np.where(hit, depth, np.nan)
         logd[i] = np.log(np.maximum(d, 1e-3)).astype(np.float16)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pixels2peaks.camera.model import Camera
+from pixels2peaks.camera.render import RenderResult
 
 __all__ = ["TreeConfig", "add_trees"]
 
@@ -36,20 +36,21 @@ class TreeConfig:
     haze_m: float = 20000.0
 
 
-def add_trees(image: np.ndarray, depth: np.ndarray, hit: np.ndarray, pointmap: np.ndarray,
-              normal: np.ndarray, camera: Camera, sun: np.ndarray, rng: np.random.Generator,
+def add_trees(image: np.ndarray, render: RenderResult, sun: np.ndarray, rng: np.random.Generator,
               cfg: TreeConfig = TreeConfig()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Photo ``image`` (uint8 ``(h, w, 3)``) with trees, their ``depth`` (metres along the ray,
-    ``inf`` = sky) and ``hit`` (terrain or tree) masks; inputs are not modified.
+    """Photo ``image`` (uint8 ``(h, w, 3)``, seen through ``render.camera``) with trees, and the
+    ground truth with them: ``depth`` (metres along the ray, ``inf`` = sky) and ``hit`` (terrain
+    or tree); the inputs are not modified.
 
     Tree feet are drawn among the terrain pixels ``min_distance_m``-``max_distance_m`` away on
     slopes under ``max_slope_deg`` that lie in one of a few round groves (centres drawn the same
     way), with probability proportional to ``distance**1.5`` (between uniform per pixel, which
     crowds the foreground, and uniform per ground area, which puts most trees out of sight).
     ``sun``: unit world vector towards the sun; ``rng`` draws everything."""
+    camera, depth, pointmap, normal = render.camera, render.depth, render.pointmap, render.normal
     img = image.astype(np.float32) / 255.0
-    dep = depth.astype(np.float64).copy()
-    hit = hit.copy()
+    dep = depth.astype(np.float64)
+    hit = render.hit.copy()
     h, w = hit.shape
     ok = hit & (depth < cfg.max_distance_m) & (depth > cfg.min_distance_m)
     ok &= np.nan_to_num(normal[..., 2], nan=0.0) > math.cos(math.radians(cfg.max_slope_deg))
