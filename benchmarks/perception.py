@@ -58,12 +58,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pixels2peaks.perception.depth_net import DEFAULT_WEIGHTS
-
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "perception.json"
-DEPTH_WEIGHTS: Path = DEFAULT_WEIGHTS  # --depth-weights
 
 
 def _threads() -> None:
@@ -131,12 +128,12 @@ def skyseg_photos() -> list[tuple[str, np.ndarray, np.ndarray]]:
 # ----------------------------------------------------------------------------------------------
 
 
-def geometry_backends(fov: float | None, terrain: np.ndarray) -> list[tuple[str, object]]:
+def geometry_backends(fov: float | None, terrain: np.ndarray, depth_weights: Path) -> list[tuple[str, object]]:
     """Every available registered geometry backend (plus ``classical`` when ``builtin`` is the
     learned network), built for this image."""
     from pixels2peaks.perception.protocols import registered
 
-    opts = {"terrain": terrain, "depth_weights": DEPTH_WEIGHTS}
+    opts = {"terrain": terrain, "depth_weights": depth_weights}
     if fov is not None:
         opts["fov_x_deg"] = fov
     out = []
@@ -147,7 +144,7 @@ def geometry_backends(fov: float | None, terrain: np.ndarray) -> list[tuple[str,
     return out
 
 
-def segmenters() -> list[tuple[str, object]]:
+def segmenters(depth_weights: Path) -> list[tuple[str, object]]:
     from pixels2peaks.perception.builtin import horizon_rows, sky_mask
     from pixels2peaks.perception.protocols import registered
 
@@ -165,8 +162,8 @@ def segmenters() -> list[tuple[str, object]]:
     out.append(("threshold (old builtin)", threshold))
     from pixels2peaks.perception.depth_net import load_depth_net, predict_log_depth, weights_available
 
-    if weights_available(DEPTH_WEIGHTS):
-        net = load_depth_net(DEPTH_WEIGHTS)[0]
+    if weights_available(depth_weights):
+        net = load_depth_net(depth_weights)[0]
         out.append(("depth-net sky head", lambda img: predict_log_depth(img, net)[1] < 0.5))
     return out
 
@@ -182,7 +179,7 @@ def iou(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> float:
 # ----------------------------------------------------------------------------------------------
 
 
-def part_depth() -> list[dict]:
+def part_depth(depth_weights: Path) -> list[dict]:
     from pixels2peaks.perception.builtin import SkySegmentation
     from pixels2peaks.perception.depth_metrics import depth_errors
     from pixels2peaks.perception.skyline import border_void
@@ -191,7 +188,7 @@ def part_depth() -> list[dict]:
     for name, rgb, gt in geopose_photos():
         terrain = SkySegmentation().segment(rgb)
         valid = (gt > 0) & terrain & ~border_void(rgb)
-        for bname, backend in geometry_backends(None, terrain):
+        for bname, backend in geometry_backends(None, terrain, depth_weights):
             t0 = time.perf_counter()
             g = backend.estimate(rgb)
             sec = time.perf_counter() - t0
@@ -207,7 +204,7 @@ def part_depth() -> list[dict]:
     return rows
 
 
-def part_sky() -> list[dict]:
+def part_sky(depth_weights: Path) -> list[dict]:
     from pixels2peaks.perception.skyline import border_void
 
     cases = [(n, rgb, m, "skyseg") for n, rgb, m in skyseg_photos()]
@@ -215,7 +212,7 @@ def part_sky() -> list[dict]:
     rows = []
     for name, rgb, truth, setname in cases:
         valid = ~border_void(rgb)
-        for sname, seg in segmenters():
+        for sname, seg in segmenters(depth_weights):
             t0 = time.perf_counter()
             m = np.asarray(seg(rgb), bool)
             sec = time.perf_counter() - t0
@@ -324,7 +321,7 @@ def zv_errors(vh, true_cam, z_true: np.ndarray, dx_true: float) -> dict:
     }
 
 
-def part_synth(n: int, size: tuple[int, int]) -> list[dict]:
+def part_synth(n: int, size: tuple[int, int], depth_weights: Path) -> list[dict]:
     from pixels2peaks.perception.builtin import ClassicalGeometry, DefaultPriors, SkySegmentation
     from pixels2peaks.perception.depth_metrics import depth_errors
     from pixels2peaks.perception.geometry import ReconstructOptions, clean_points, reconstruct
@@ -348,7 +345,7 @@ def part_synth(n: int, size: tuple[int, int]) -> list[dict]:
         builtin_prior = DefaultPriors(fov_x_deg=cam.fov_x_deg, terrain=terrain).estimate(rgb).mean_slope_deg
         pc_true = cam.world_to_camera(res.render.pointmap.astype(np.float64))
         geos = [("gt-geometry", pc_true, hit, 1.0)]
-        opts = {"fov_x_deg": cam.fov_x_deg, "terrain": terrain, "depth_weights": DEPTH_WEIGHTS}
+        opts = {"fov_x_deg": cam.fov_x_deg, "terrain": terrain, "depth_weights": depth_weights}
         b = select("geometry", "builtin", opts)
         gb = b.backend.estimate(rgb)
         geos.append(("builtin", gb.points, gb.valid & terrain, gb.slope_gain))
@@ -436,34 +433,33 @@ def summarise(depth_rows, sky_rows, synth_rows) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from pixels2peaks.perception.depth_net import DEFAULT_WEIGHTS
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--photos", type=int, default=24)
     ap.add_argument("--size", type=int, nargs=2, default=(512, 384))
     ap.add_argument("--parts", nargs="+", default=["depth", "sky", "synth"], choices=["depth", "sky", "synth"])
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--depth-weights", type=Path, default=None,
+    ap.add_argument("--depth-weights", type=Path, default=DEFAULT_WEIGHTS,
                     help="stem of depth-network weights to evaluate instead of the shipped ones")
     a = ap.parse_args(argv)
-    global DEPTH_WEIGHTS
-    if a.depth_weights is not None:
-        DEPTH_WEIGHTS = a.depth_weights
     _threads()
     if not SHARED.is_dir():
         print(f"{SHARED} not found: the perception benchmark needs ../shared/data")
         sys.exit(1)
     t0 = time.time()
     load0 = os.getloadavg()
-    depth_rows = part_depth() if "depth" in a.parts else []
-    sky_rows = part_sky() if "sky" in a.parts else []
-    synth_rows = part_synth(a.photos, tuple(a.size)) if "synth" in a.parts else []
+    depth_rows = part_depth(a.depth_weights) if "depth" in a.parts else []
+    sky_rows = part_sky(a.depth_weights) if "sky" in a.parts else []
+    synth_rows = part_synth(a.photos, tuple(a.size), a.depth_weights) if "synth" in a.parts else []
     summary = summarise(depth_rows, sky_rows, synth_rows)
     print(json.dumps(summary, indent=1))
     from pixels2peaks.perception.depth_net import weights_available
 
     card = None
-    if weights_available(DEPTH_WEIGHTS):
-        c = json.loads(Path(DEPTH_WEIGHTS).with_suffix(".json").read_text())
-        card = {"weights": str(DEPTH_WEIGHTS), **{k: c.get(k) for k in ("parameters", "steps", "minutes", "final_val")}}
+    if weights_available(a.depth_weights):
+        c = json.loads(a.depth_weights.with_suffix(".json").read_text())
+        card = {"weights": str(a.depth_weights), **{k: c.get(k) for k in ("parameters", "steps", "minutes", "final_val")}}
     out = {
         "command": "python benchmarks/perception.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": _dt.datetime.now().isoformat(timespec="seconds"),

@@ -116,6 +116,8 @@ def render_examples(data_dir: str | Path, out: str | Path, cfg: RenderConfig = R
     from pixels2peaks.camera import Heightfield, random_camera, random_shading, render_image
     from pixels2peaks.camera.shading import sun_direction
 
+    if not 0.0 <= cfg.trees_fraction <= 1.0:  # before any reading
+        raise InputError(f"trees fraction must be in [0, 1], got {cfg.trees_fraction}")
     if cfg.terrains == "whole":
         tiles, probs = calibration_terrains(data_dir, CalibrationConfig(min_relief_m=cfg.min_relief_m,
                                                                        fine_fraction=cfg.fine_fraction))
@@ -125,8 +127,6 @@ def render_examples(data_dir: str | Path, out: str | Path, cfg: RenderConfig = R
         raise InputError(f"unknown terrains {cfg.terrains!r}; choose tiles or whole")
     if not tiles:
         raise InputError(f"no training tiles in {data_dir}")
-    if not 0.0 <= cfg.trees_fraction <= 1.0:
-        raise InputError(f"trees fraction must be in [0, 1], got {cfg.trees_fraction}")
     rng = np.random.default_rng(cfg.seed)
     n, h, w = cfg.examples, cfg.camera.height, cfg.camera.width
     images = np.zeros((n, h, w, 3), np.uint8)
