@@ -214,6 +214,10 @@ def test_verdict_counts():
     v = verdict(d_model, d_noise, d_floor, 1.50, 1.45, 0.3, 0.5)
     assert v["n_closer_than_noise"] == 6 and v["n_within_floor"] == 5
     assert v["tau_ok"] and v["theta_ok"] and v["pass"]
+    # the floor's own score on the first check: it beats the noise where the noise is at 2.0
+    # and loses on psd_slope / relief_m (noise 0.5 < floor 1.0)
+    assert v["floor_n_closer_than_noise"] == 6
+    assert not v["floor_closer_than_noise"]["psd_slope"] and v["floor_closer_than_noise"]["mdd_m"]
     v = verdict(d_model, d_noise, d_floor, 1.60, 1.45, 0.3, 0.5)
     assert not v["tau_ok"] and not v["pass"]
     v = verdict(d_model, d_noise, d_floor, 1.45, 1.45, 0.2, 0.5)
@@ -305,6 +309,10 @@ def test_evaluate_realism_cli_from_sample_folder(app, dataset, small_sets, tmp_p
     assert set(lev["distances"]["model"]) == set(STATISTICS)
     assert rep["skipped_levels"] == {"30": "1 held-out tile(s) of 64^2 (minimum 4)"}
     assert "closer than noise" in r.output and "model<noise?" in r.output
+    d = lev["distances"]
+    n_floor = sum(d["floor"][k] < d["noise"][k] for k in STATISTICS)
+    assert lev["verdict"]["floor_n_closer_than_noise"] == n_floor
+    assert f"real training terrain: closer than noise {n_floor}/8" in " ".join(r.output.split())
     # same run again without --overwrite: refused, report untouched
     before = out.read_text()
     r = CliRunner().invoke(app, ["evaluate", "realism", "--data", str(dataset), "--samples", str(folder),

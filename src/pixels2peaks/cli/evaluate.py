@@ -96,7 +96,8 @@ def print_level(console: Any, level: dict[str, Any]) -> None:
     word = "[green]PASS[/green]" if v["pass"] else "[red]FAIL[/red]"
     console.print(f"dx {level['dx_m']:g} m: {word} -- closer than noise {v['n_closer_than_noise']}/8, "
                   f"within 2x floor {v['n_within_floor']}/8, tau {'ok' if v['tau_ok'] else 'off'}, "
-                  f"theta {'ok' if v['theta_ok'] else 'low'}")
+                  f"theta {'ok' if v['theta_ok'] else 'low'} (real training terrain: closer than noise "
+                  f"{v['floor_n_closer_than_noise']}/8)")
     for note in level.get("notes", []):
         console.print(f"note: {note}")
 

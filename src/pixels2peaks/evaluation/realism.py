@@ -29,7 +29,9 @@ Compared sets per dx (:func:`evaluate_level`): the **model** samples, the **nois
 slope and height std) and the **floor** (training tiles of the same dx: real-vs-real, the
 distance that different real regions already have). Acceptance per dx (:func:`verdict`): the model
 is closer than the noise on >= 6 of 8 statistics, within 2x the floor on >= 5 of 8,
-``|tau_model - tau_ref| <= 0.1`` and ``theta_model >= theta_ref / 2``.
+``|tau_model - tau_ref| <= 0.1`` and ``theta_model >= theta_ref / 2``. The verdict also counts
+the statistics on which the floor itself is closer than the noise: the score that real terrain
+from the training regions gets on the first check.
 """
 
 from __future__ import annotations
@@ -275,8 +277,15 @@ def verdict(
     theta_ref: float,
     cfg: RealismConfig = RealismConfig(),
 ) -> dict[str, Any]:
-    """Acceptance checks of one dx level (NaN comparisons count as failures)."""
+    """Acceptance checks of one dx level (NaN comparisons count as failures).
+
+    ``floor_closer_than_noise`` applies the first check to the floor itself: on how many
+    statistics real terrain of the training regions is closer to the held-out tiles than the
+    matched noise is. The noise is fitted to each held-out tile, so this count can be below
+    ``closer_min``; a model that reproduces its training terrain then fails that check too.
+    """
     closer = {k: bool(d_model[k] < d_noise[k]) for k in STATISTICS}
+    floor_closer = {k: bool(d_floor[k] < d_noise[k]) for k in STATISTICS}
     within = {k: bool(d_model[k] <= cfg.floor_factor * d_floor[k]) for k in STATISTICS}
     n_closer, n_within = sum(closer.values()), sum(within.values())
     tau_ok = bool(abs(tau_model - tau_ref) <= cfg.tau_tol)
@@ -291,6 +300,8 @@ def verdict(
         "tau_ok": tau_ok,
         "theta_ok": theta_ok,
         "pass": bool(n_closer >= cfg.closer_min and n_within >= cfg.floor_min and tau_ok and theta_ok),
+        "floor_closer_than_noise": floor_closer,
+        "floor_n_closer_than_noise": sum(floor_closer.values()),
     }
 
 
