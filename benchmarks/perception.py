@@ -35,7 +35,15 @@ Reads ``../shared/data`` (says so and skips a part when it is missing). One torc
     is the uncorrected search). True mean slope = mean DEM slope (central differences at the
     DEM's cell size) over the truly seen cells.
 
-Usage: .venv/bin/python benchmarks/perception.py [--photos 24] [--size 512 384] [--parts depth sky synth]
+(d) **The whole job** (``--parts completion``, not in the default parts; ~6 min): on the first 12
+    photos of (c), ``run_photo`` (builtin backends, true FOV, a 256-cell result) with the true
+    slope and range as priors and with the builtin priors, and the completion alone from the true
+    ``Z_V`` / ``Z_max`` and camera (grids of at most 512 cells): mean |Z - true| over all cells of
+    the completed heightmap, its seen and its occluded cells (frames as in (c)), next to two
+    constant maps: the true mean height (an oracle) and the mean height of the seen cells.
+
+Usage: .venv/bin/python benchmarks/perception.py [--photos 24] [--size 512 384]
+       [--parts depth sky synth completion] [--completion-photos 12] [--completion-cells 256]
        [--depth-weights STEM] (other depth-network weights than the shipped ones)
 Writes benchmarks/results/perception.json (command, date, machine load, tables).
 """
@@ -396,7 +404,85 @@ def _median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
-def summarise(depth_rows, sky_rows, synth_rows) -> dict:
+def _terrain_errors(z: np.ndarray, cells: np.ndarray, dx_m: float, cam, true_cam, z_true: np.ndarray,
+                    dx_true: float) -> dict:
+    """Mean |Z - true| (m) over ``cells`` of a heightmap on the grid of ``cam``, frames as in (c),
+    and the flat baseline (the true mean height) on the same cells; cells outside the true DEM
+    are left out."""
+    from types import SimpleNamespace
+
+    e = zv_errors(SimpleNamespace(z=z, mask=cells, dx_m=dx_m, camera=cam), true_cam, z_true, dx_true)
+    return {"mean_abs_m": e["mean_abs_per_seen_cell_m"], "flat_baseline_m": e["flat_baseline_per_seen_cell_m"],
+            "cells": e["seen_cells"], "outside_true_grid": e["outside_true_grid"]}
+
+
+def _with_seen_mean(errors: dict, z: np.ndarray, seen: np.ndarray, errors_of) -> dict:
+    """Add the error of filling every cell with the mean height of the seen cells (a baseline
+    that needs no oracle), ``errors_of(constant map)`` being the same measurement."""
+    return {**errors, "seen_mean_baseline_m": errors_of(np.full(z.shape, float(np.mean(z[seen]))))["mean_abs_m"]}
+
+
+def part_completion(n: int, size: tuple[int, int], cells: int, max_truth_cells: int = 512) -> list[dict]:
+    """(d) The whole job on the first ``n`` photos of (c): ``run_photo`` (builtin backends, the
+    true FOV, ``cells``-cell result) with the true slope and range as priors and with the builtin
+    priors; and, for ground-truth grids of at most ``max_truth_cells`` a side, the completion of the
+    true ``Z_V`` / ``Z_max`` seen from the true camera (perception left out). Errors of the completed
+    heightmap against the true terrain over all its cells, its seen and its occluded cells, next
+    to the flat baseline on the same cells."""
+    from pixels2peaks.diffusion.completion import CompletionConfig, complete
+    from pixels2peaks.diffusion.model import load_default_model
+    from pixels2peaks.perception.pipeline import VisibleOptions
+    from pixels2peaks.pipeline.run import RunConfig, run_photo
+
+    model = load_default_model()
+    rows = []
+    for label, z, dx, res in synthetic_photos(n, size):
+        cam = res.camera
+        zr = (float(np.nanmin(res.z_visible)), float(np.nanmax(res.z_visible)))
+        slope = true_mean_slope(z, dx, res.visible_mask)
+        row = {"photo": label, "variants": {}}
+        priors = {"builtin + true priors": {"mean_slope_deg": slope, "elevation_range_m": zr}, "builtin + builtin priors": {}}
+        for name, given in priors.items():
+            t0 = time.perf_counter()
+            vo = VisibleOptions(geometry="builtin", segmentation="builtin", priors="builtin",
+                                fov_x_deg=cam.fov_x_deg, **given)
+            r = run_photo(res.image, RunConfig(size_cells=cells, perception=vo), model=model)
+            vc = r.visible.camera
+            parts = {"all": np.ones(r.z.shape, bool), "seen": r.known, "occluded": ~r.known}
+            row["variants"][name] = {
+                part: _with_seen_mean(_terrain_errors(r.z, cells_, r.dx_m, vc, cam, z, dx), r.z, r.known,
+                                      lambda zc, c=cells_: _terrain_errors(zc, c, r.dx_m, vc, cam, z, dx))
+                for part, cells_ in parts.items()}
+            row["variants"][name]["seconds"] = round(time.perf_counter() - t0, 1)
+        if max(z.shape) <= max_truth_cells:
+            t0 = time.perf_counter()
+            c = complete(np.nan_to_num(res.z_visible), res.visible_mask, res.z_max, res.dx_m, CompletionConfig(), model=model)
+            u = c.z.shape[0] // z.shape[0]
+            hh, ww = c.z.shape
+            rr, cc = np.mgrid[0:hh, 0:ww]
+            x, y = (cc + 0.5) * c.dx_m, (hh - rr - 0.5) * c.dx_m
+            from pixels2peaks.camera import surface_height
+
+            zt = surface_height(z, dx, x, y)
+            occ = ~c.known
+            err = np.abs(c.z - zt)
+            flat = np.abs(zt - float(np.mean(zt)))
+            seen_mean = np.abs(zt - float(np.mean(c.z[c.known])))
+            row["variants"]["true Z_V (completion only)"] = {
+                part: {"mean_abs_m": float(err[m].mean()), "flat_baseline_m": float(flat[m].mean()),
+                       "seen_mean_baseline_m": float(seen_mean[m].mean()), "cells": int(m.sum())}
+                for part, m in (("all", np.ones(err.shape, bool)), ("occluded", occ))}
+            row["variants"]["true Z_V (completion only)"] |= {"upsample": int(u),
+                                                              "seconds": round(time.perf_counter() - t0, 1)}
+        rows.append(row)
+        print(f"  completion {label[:34]:34s} " + " | ".join(
+            f"{k}: all {v['all']['mean_abs_m']:.0f} m (flat {v['all']['flat_baseline_m']:.0f}, "
+            f"seen mean {v['all']['seen_mean_baseline_m']:.0f})"
+            for k, v in row["variants"].items()), flush=True)
+    return rows
+
+
+def summarise(depth_rows, sky_rows, synth_rows, completion_rows=()) -> dict:
     s: dict = {}
     if depth_rows:
         by = {}
@@ -429,6 +515,19 @@ def summarise(depth_rows, sky_rows, synth_rows) -> dict:
         s["synthetic_depth_median"] = {k: {sp: {m: _median([r["variants"][k][sp][m] for r in synth_rows])
                                                 for m in ("abs_rel", "delta_1.25")}
                                            for sp in ("depth", "relative", "disparity")} for k in dk}
+    if completion_rows:
+        keys = sorted({k for r in completion_rows for k in r["variants"]})
+        s["completion_photos"] = len(completion_rows)
+        s["completion_median_m"] = {
+            k: {part: {m: _median([r["variants"][k][part][m] for r in completion_rows if k in r["variants"]])
+                       for m in ("mean_abs_m", "flat_baseline_m", "seen_mean_baseline_m")}
+                for part in ("all", "seen", "occluded") if part in next(r["variants"][k] for r in completion_rows
+                                                                         if k in r["variants"])}
+            for k in keys}
+        for base in ("flat_baseline_m", "seen_mean_baseline_m"):
+            s[f"completion_beats_{base[:-2]}"] = {
+                k: f"{sum(r['variants'][k]['all']['mean_abs_m'] < r['variants'][k]['all'][base] for r in completion_rows if k in r['variants'])}"
+                   f"/{sum(k in r['variants'] for r in completion_rows)}" for k in keys}
     return s
 
 
@@ -438,7 +537,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--photos", type=int, default=24)
     ap.add_argument("--size", type=int, nargs=2, default=(512, 384))
-    ap.add_argument("--parts", nargs="+", default=["depth", "sky", "synth"], choices=["depth", "sky", "synth"])
+    ap.add_argument("--parts", nargs="+", default=["depth", "sky", "synth"],
+                    choices=["depth", "sky", "synth", "completion"])
+    ap.add_argument("--completion-photos", type=int, default=12)
+    ap.add_argument("--completion-cells", type=int, default=256, help="side of the p2p run result (cells)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--depth-weights", type=Path, default=DEFAULT_WEIGHTS,
                     help="stem of depth-network weights to evaluate instead of the shipped ones")
@@ -452,7 +554,9 @@ def main(argv: list[str] | None = None) -> None:
     depth_rows = part_depth(a.depth_weights) if "depth" in a.parts else []
     sky_rows = part_sky(a.depth_weights) if "sky" in a.parts else []
     synth_rows = part_synth(a.photos, tuple(a.size), a.depth_weights) if "synth" in a.parts else []
-    summary = summarise(depth_rows, sky_rows, synth_rows)
+    completion_rows = (part_completion(a.completion_photos, tuple(a.size), a.completion_cells)
+                       if "completion" in a.parts else [])
+    summary = summarise(depth_rows, sky_rows, synth_rows, completion_rows)
     print(json.dumps(summary, indent=1))
     from pixels2peaks.perception.depth_net import weights_available
 
@@ -471,6 +575,7 @@ def main(argv: list[str] | None = None) -> None:
         "depth": depth_rows,
         "sky": sky_rows,
         "synthetic": synth_rows,
+        "completion": completion_rows,
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = a.out.with_suffix(".json.tmp")
