@@ -125,3 +125,15 @@ def test_nan_cells_accepted_as_nodata_on_request(tmp_path):
     res = _run("analyze", path, "--json", "--nan-nodata")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["valid_fraction"] == pytest.approx(15 / 16)
+
+
+def test_unwritable_output_and_binary_camera_are_one_line_errors(tmp_path, dem_path):
+    # /proc takes no new files, even for root: the OS's refusal becomes one line naming the path
+    res = _run("hydro", "fill", dem_path, "-o", "/proc/p2p_test.tif")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot write /proc/p2p_test.tif"), res.stderr
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0 not text")
+    res = _run("render", dem_path, "--camera", photo, "-o", tmp_path / "r.png")
+    assert res.exit_code == 2 and "is not a camera.json" in res.stderr and not (tmp_path / "r.png").exists()

@@ -96,6 +96,16 @@ def test_visible_stdin_and_bad_input(photo, tmp_path):
     assert r.exit_code == 2 and "<stdin> is not an image" in r.output and not (tmp_path / "t").exists()
     r = _cli(["visible", "-", "-o", tmp_path / "u", *FAST, "--no-cache"], input=b"")
     assert r.exit_code == 2 and "no image data" in r.output
+    # option values that used to end in a traceback: one line, exit 2, nothing written
+    for bad, said in ((["--fov", "0"], "--fov must be in (0, 180)"), (["--fov", "inf"], "--fov must be in (0, 180)"),
+                      (["--pitch-step", "1e-9"], "--pitch-step must be in"),
+                      (["--priors", "vlm", "--vlm-url", "http://[::1"], "bad VLM URL"),
+                      (["--priors", "vlm", "--vlm-url", "http://127.0.0.1:99999/v1"], "Port out of range"),
+                      (["--priors", "vlm", "--vlm-url", "http://127.0.0.1:9/v1", "--vlm-timeout", "nan"],
+                       "--vlm-timeout must be a positive number")):
+        r = _cli(["visible", photo, "-o", tmp_path / "v", *FAST, "--no-cache", *bad])
+        assert r.exit_code == 2 and said in r.output and "Traceback" not in r.output, (bad, r.output)
+        assert not (tmp_path / "v").exists()
 
 
 def test_visible_converts_modes_and_refuses_huge(photo, tmp_path, monkeypatch):

@@ -481,6 +481,8 @@ class Camera:
             raise InputError(f"camera file not found: '{path}'") from None
         except OSError as exc:
             raise InputError(f"cannot read camera file '{path}': {exc}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"'{path}' is not a camera.json (not text)") from None
         try:
             d = json.loads(text)
         except ValueError as exc:

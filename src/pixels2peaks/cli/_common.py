@@ -36,7 +36,8 @@ def interrupted(message: str = "interrupted") -> typer.Exit:
 
 
 def user_errors(func: F) -> F:
-    """Turn :class:`InputError` into one stderr line + exit 2, Ctrl-C into a clean exit 130."""
+    """Turn :class:`InputError` (and OS errors such as an unwritable output) into one stderr
+    line + exit 2, Ctrl-C into a clean exit 130."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -48,6 +49,9 @@ def user_errors(func: F) -> F:
             raise interrupted() from None
         except MemoryError:
             fail("out of memory: try a smaller input or --size")
+        except OSError as exc:  # unwritable/unreadable paths, full disk: the OS's reason, one line
+            where = f": {exc.filename}" if exc.filename else ""
+            fail(f"{exc.strerror or type(exc).__name__}{where}")
 
     return wrapper  # type: ignore[return-value]
 
@@ -86,6 +90,25 @@ def read_dem_option(
 
 
 DxOption = typer.Option(None, "--dx", help="Cell size in metres (overrides the file's).")
+
+#: largest heightmap side a command makes (as ``p2p run`` / ``visible``: ReconstructOptions.max_cells)
+MAX_SIZE_CELLS = 8192
+#: largest cell size a command accepts, metres (the prior knows 30-1920 m)
+MAX_DX_M = 1.0e5
+#: seeds feed numpy and torch generators: 0 <= seed < 2**32
+MAX_SEED = 2**32 - 1
+#: more threads than this only exhausts memory (each torch/numba thread reserves a stack)
+MAX_THREADS = 256
+
+
+def seed_option(help: str) -> object:  # noqa: A002 - typer's keyword
+    """A ``--seed`` option bounded to what every generator accepts."""
+    return typer.Option(0, "--seed", min=0, max=MAX_SEED, help=help)
+
+
+def threads_option(help: str) -> object:  # noqa: A002 - typer's keyword
+    """A ``--threads`` option (default: the library's choice), 1..MAX_THREADS."""
+    return typer.Option(None, "--threads", min=1, max=MAX_THREADS, help=help)
 SquareOption = typer.Option(
     "error", "--square", help="Non-square cells: 'error' or 'resample' to square cells."
 )

@@ -5,6 +5,7 @@ progress display."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -69,6 +70,7 @@ def perception_options(
     from pixels2peaks.perception.geometry import ReconstructOptions
     from pixels2peaks.perception.pipeline import VisibleOptions
     from pixels2peaks.perception.protocols import backend_spec
+    from pixels2peaks.perception.vlm import VLMClient
 
     for kind, name in (("segmentation", segmentation), ("geometry", geometry), ("priors", priors)):
         if name != "auto":  # a misspelt name fails before the image is read
@@ -81,13 +83,16 @@ def perception_options(
         z_min, z_max = (float(v) for v in elevation_range)
     if pitch is not None and not -89.0 <= pitch <= 89.0:
         raise InputError(f"--pitch must be in [-89, 89] degrees, got {pitch}")
-    if not 0 < pitch_step <= 10:
-        raise InputError(f"--pitch-step must be in (0, 10] degrees, got {pitch_step}")
-    if vlm_timeout <= 0:
-        raise InputError(f"--vlm-timeout must be > 0 seconds, got {vlm_timeout}")
+    if not 0.01 <= pitch_step <= 10:
+        raise InputError(f"--pitch-step must be in [0.01, 10] degrees, got {pitch_step}")
+    if not (math.isfinite(vlm_timeout) and vlm_timeout > 0):
+        raise InputError(f"--vlm-timeout must be a positive number of seconds, got {vlm_timeout}")
+    if fov is not None and not (math.isfinite(fov) and 0 < fov < 180):
+        raise InputError(f"--fov must be in (0, 180) degrees, got {fov}")
     backend_options = {"vlm_model": vlm_model, "vlm_timeout_s": vlm_timeout}
     url = vlm_url or os.environ.get("P2P_VLM_URL")
     if url:
+        VLMClient(url).endpoint  # noqa: B018 - a malformed URL fails before the image is read
         backend_options["vlm_url"] = url
     return VisibleOptions(
         geometry=geometry,

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from pixels2peaks.cli._common import user_errors
+from pixels2peaks.cli._common import MAX_SIZE_CELLS, seed_option, threads_option, user_errors
 from pixels2peaks.errors import InputError
 from pixels2peaks.io.write import check_output_dir
 
@@ -54,9 +54,10 @@ def complete_cmd(
     zmax: Optional[Path] = typer.Option(None, "--zmax", help="View bound Z_max GeoTIFF (NaN = unbounded)."),
     dx: Optional[float] = typer.Option(None, "--dx", help="Cell size in metres (overrides the file's)."),
     size: Optional[int] = typer.Option(
-        None, "--size", help="Resample so the longer side has N cells before completion (dx scaled to match)."
+        None, "--size", max=MAX_SIZE_CELLS,
+        help="Resample so the longer side has N cells before completion (dx scaled to match).",
     ),
-    seed: int = typer.Option(0, "--seed", help="Random seed (same seed -> same heightmap)."),
+    seed: int = seed_option("Random seed (same seed -> same heightmap)."),
     steps: int = typer.Option(20, "--steps", help="DDIM steps of the main guided diffusion (from --t-start to 0)."),
     t_start: float = typer.Option(0.5, "--t-start", help="SDEdit start time in (0, 1]."),
     no_polish: bool = typer.Option(False, "--no-polish", help="Skip polishing (no x2 upsampling)."),
@@ -65,7 +66,7 @@ def complete_cmd(
     no_paste: bool = typer.Option(False, "--no-paste", help="Let the last steps alter the visible cells (paper)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Prior weights (.safetensors); default: shipped."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+    threads: Optional[int] = threads_option("torch CPU threads."),
     bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast for the U-Net (faster, less accurate)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty output folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),

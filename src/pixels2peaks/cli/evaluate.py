@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
-from pixels2peaks.cli._common import check_output_file, user_errors
+from pixels2peaks.cli._common import check_output_file, seed_option, user_errors
 from pixels2peaks.errors import InputError
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def realism_cmd(
         None, "--samples", help="Folder of GeoTIFF samples (e.g. from p2p sample) to evaluate instead of sampling."
     ),
     tile: int = typer.Option(256, "--tile", help="Evaluation tile size in cells (real tiles are cropped to it)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the samples, the noise and the floor subset."),
+    seed: int = seed_option("Seed of the samples, the noise and the floor subset."),
     threads: Optional[int] = typer.Option(None, help="torch threads."),
     bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast for sampling."),
     erosion: float = typer.Option(0.3, "--erosion", help="k of the fluvial polish's stream-power step (0 = none)."),

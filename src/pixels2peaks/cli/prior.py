@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from pixels2peaks.cli._common import user_errors
+from pixels2peaks.cli._common import MAX_DX_M, MAX_SIZE_CELLS, seed_option, threads_option, user_errors
 from pixels2peaks.errors import InputError
 
 dataset_app = typer.Typer(help="Build the curated terrain tile dataset for the prior.", no_args_is_help=True)
@@ -39,15 +40,16 @@ def dataset_build(
         for w in m["warnings"][:20]:
             typer.echo(f"warning: {w}", err=True)
         typer.echo(f"warning: {n_skip} input(s) skipped: {m['skipped_inputs']}", err=True)
+    s = m["height_stats"]["suggested_slope_scale"]
     typer.echo(f"{m['n_train']} train + {m['n_val']} val tiles -> {out}; "
-               f"suggested slope scale s = {m['height_stats']['suggested_slope_scale']:.3g}")
+               f"suggested slope scale s = {'n/a (no training tiles)' if s is None else format(s, '.3g')}")
 
 
 @user_errors
 def train_cmd(
     config: Path = typer.Argument(..., help="TOML training config (e.g. configs/prior.toml)."),
-    threads: Optional[int] = typer.Option(None, help="Override the config's torch thread count."),
-    max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps in this invocation."),
+    threads: Optional[int] = threads_option("Override the config's torch thread count."),
+    max_steps: Optional[int] = typer.Option(None, min=1, help="Stop after this many steps in this invocation."),
     run_dir: Optional[str] = typer.Option(None, help="Override the run directory."),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore an existing checkpoint in the run directory."),
     init_from: Optional[Path] = typer.Option(
@@ -68,7 +70,7 @@ def sample_cmd(
     dx: float = typer.Option(..., "--dx", help="Cell size in metres."),
     size: int = typer.Option(256, "--size", help="Heightmap size in cells; beyond one model tile it is tiled."),
     n: int = typer.Option(1, "-n", help="Number of samples."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = seed_option("Seed of the samples."),
     out: Path = typer.Option(..., "-o", "--out", help="Output directory for GeoTIFFs."),
     steps: int = typer.Option(100, "--steps", help="DDIM denoising steps."),
     base: float = typer.Option(0.0, "--base-m", help="Height of the lowest cell in metres."),
@@ -76,7 +78,8 @@ def sample_cmd(
     bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast (faster, slightly less accurate)."),
     erosion: float = typer.Option(0.3, "--erosion", help="k of the fluvial polish's stream-power step (0 = none)."),
     polish: bool = typer.Option(True, "--polish/--no-polish", help="Fluvial polish (--no-polish: raw prior samples)."),
-    threads: Optional[int] = typer.Option(None, help="torch threads."),
+    threads: Optional[int] = threads_option("torch threads."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace sample files that already exist in DIR."),
 ) -> None:
     """Unconditional samples from the prior, as float32 GeoTIFFs in metres with the cell size set.
 
@@ -91,31 +94,37 @@ def sample_cmd(
     from pixels2peaks.diffusion.model import load_default_model, load_prior
     from pixels2peaks.evaluation.unconditional import is_single_tile, sample_heightmaps, unconditional_polish
     from pixels2peaks.io import write_geotiff
+    from pixels2peaks.io.write import staged_folder
 
-    if not dx > 0:
-        raise InputError(f"--dx must be > 0, got {dx}")
+    if not (math.isfinite(dx) and 0 < dx <= MAX_DX_M):
+        raise InputError(f"--dx must be in (0, {MAX_DX_M:g}] metres, got {dx}")
     if n < 1 or steps < 1:
         raise InputError("-n and --steps must be >= 1")
-    if size < 16:
-        raise InputError(f"--size must be at least 16 cells, got {size}")
+    if not 16 <= size <= MAX_SIZE_CELLS:
+        raise InputError(f"--size must be in [16, {MAX_SIZE_CELLS}] cells, got {size}")
+    if not math.isfinite(base):
+        raise InputError(f"--base-m must be a finite height in metres, got {base}")
     pol = unconditional_polish(erosion) if polish else None
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output path {out} is not a directory")
+    names = [f"sample_dx{dx:g}_seed{seed}_{i:03d}.tif" for i in range(n)]
+    clash = [out / name for name in names if (out / name).exists()]
+    if clash and not overwrite:
+        raise InputError(f"{clash[0]} exists; pass --overwrite to replace it")
     if threads:
         torch.set_num_threads(threads)
     model = load_prior(weights) if weights else load_default_model()
     model = model.to(memory_format=torch.channels_last)
     how = "one tile" if is_single_tile(model, size) else f"tiled ({model.cfg.sample_size}^2 tiles)"
-    with Progress(TextColumn(f"sampling {n} x {size}^2 at {dx:g} m, {how}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("steps"), TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("sample", total=None)
-        z = sample_heightmaps(model, n, size, dx, steps=steps, seed=seed, bf16=bf16, polish=pol,
-                              on_step=lambda k, tot: bar.update(task, completed=k, total=tot))
-    out.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        zi = (z[i] - z[i].min() + base).astype("float32")
-        p = write_geotiff(out / f"sample_dx{dx:g}_seed{seed}_{i:03d}.tif", zi, dx_m=dx)
-        typer.echo(str(p))
+    # staged: an unwritable DIR fails before sampling, and nothing is written if sampling fails
+    with staged_folder(out, overwrite=True) as tmp:
+        with Progress(TextColumn(f"sampling {n} x {size}^2 at {dx:g} m, {how}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("steps"), TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("sample", total=None)
+            z = sample_heightmaps(model, n, size, dx, steps=steps, seed=seed, bf16=bf16, polish=pol,
+                                  on_step=lambda k, tot: bar.update(task, completed=k, total=tot))
+        for i, name in enumerate(names):
+            write_geotiff(tmp / name, (z[i] - z[i].min() + base).astype("float32"), dx_m=dx)
+    for name in names:
+        typer.echo(str(out / name))
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from pixels2peaks.cli._common import NanOption, SquareOption, check_output_file, user_errors
+from pixels2peaks.cli._common import NanOption, SquareOption, check_output_file, seed_option, user_errors
 from pixels2peaks.errors import InputError
 
 
@@ -51,7 +51,7 @@ def synth(
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (new or empty unless --overwrite)."),
     camera_path: Optional[Path] = typer.Option(None, "--camera", help="camera.json to render from."),
     random_cam: bool = typer.Option(False, "--random", help="Pick a random camera above the terrain."),
-    seed: int = typer.Option(0, "--seed", help="Seed of --random (camera, sun, clouds, textures)."),
+    seed: int = seed_option("Seed of --random (camera, sun, clouds, textures)."),
     dx: Optional[float] = typer.Option(
         None, "--dx", help="Cell size (m) of the ground-truth heightmaps (default: the DEM's grid)."
     ),

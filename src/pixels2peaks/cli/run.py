@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from pixels2peaks.cli._common import interrupted, user_errors
+from pixels2peaks.cli._common import interrupted, seed_option, threads_option, user_errors
 from pixels2peaks.cli._stages import (
     CacheDirOption,
     FovOption,
@@ -104,7 +104,7 @@ def run_cmd(
         None, "--size", help="Final heightmap size in cells (square; default 1024). Not with --dx M."
     ),
     dx: str = typer.Option("auto", "--dx", help="Final cell size in metres, or auto (the scene spans --size cells)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed of the completion (same seed -> same heightmap)."),
+    seed: int = seed_option("Random seed of the completion (same seed -> same heightmap)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     geometry: str = GeometryOption,
     segmentation: str = SegmentationOption,
@@ -121,7 +121,7 @@ def run_cmd(
     pitch_step: float = PitchStepOption,
     steps: int = typer.Option(20, "--steps", help="DDIM steps of the main guided diffusion."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Prior weights (.safetensors + .json); default: shipped."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (torch and numba)."),
+    threads: Optional[int] = threads_option("CPU threads (torch and numba)."),
     cache_dir: Optional[Path] = CacheDirOption,
     no_cache: bool = NoCacheOption,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the listed files in a non-empty OUTDIR."),

@@ -66,7 +66,10 @@ def _staging(path: Path) -> Iterator[Path]:
     """Yield a private temp directory in ``path``'s folder; on success, move every file it holds
     into the folder (the file named like ``path`` last), then remove it. On error remove it."""
     folder = _out_dir(path)
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder))
+    try:
+        tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder))
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         yield tmpdir
         names = sorted(os.listdir(tmpdir), key=lambda n: n == path.name)
@@ -388,7 +391,10 @@ def staged_folder(outdir: str | Path, overwrite: bool = False) -> Iterator[Path]
     become one-line :class:`InputError`\\ s; nothing is left behind on failure."""
     outdir = check_output_dir(outdir, overwrite)
     parent = outdir.parent if str(outdir.parent) else Path(".")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".tmp", dir=parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".tmp", dir=parent))
+    except OSError as exc:
+        raise InputError(f"cannot write {outdir}: {exc.strerror or exc}") from None
     try:
         umask = os.umask(0)
         os.umask(umask)

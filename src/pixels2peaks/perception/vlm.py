@@ -26,6 +26,7 @@ import socket
 import statistics
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -138,6 +139,13 @@ class VLMClient:
         u = self.url.rstrip("/")
         if not re.match(r"^https?://", u):
             raise InputError(f"VLM URL must start with http:// or https://, got {self.url!r}")
+        try:
+            parts = urllib.parse.urlsplit(u)
+            parts.port  # noqa: B018 - raises ValueError for a port outside 0..65535
+        except ValueError as exc:
+            raise InputError(f"bad VLM URL {self.url!r}: {exc}") from None
+        if not parts.hostname:
+            raise InputError(f"VLM URL {self.url!r} names no host")
         return u if u.endswith("/chat/completions") else u + "/chat/completions"
 
     def chat(self, prompt: str, image_url: str, *, temperature: float = 0.0) -> str:

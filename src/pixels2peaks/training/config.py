@@ -85,6 +85,8 @@ class TrainConfig:
             raise InputError(f"need 0 < lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}")
         if self.total_steps < 1 or self.threads < 1:
             raise InputError("total_steps and threads must be >= 1")
+        if self.max_steps < 0:
+            raise InputError(f"max_steps must be >= 0 (0 = until total_steps), got {self.max_steps}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise InputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0.0 <= self.high_noise_fraction <= 1.0:

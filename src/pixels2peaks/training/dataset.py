@@ -23,6 +23,7 @@ import importlib.util
 import json
 import logging
 import math
+import shutil
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,8 +78,8 @@ class CurationConfig:
         object.__setattr__(self, "globe_val_box", tuple(float(v) for v in self.globe_val_box))
         if self.tile_cells < 16 or self.stride_cells < 1:
             raise InputError(f"tile_cells must be >= 16 and stride_cells >= 1, got {self.tile_cells}, {self.stride_cells}")
-        if not self.dx_levels_m or min(self.dx_levels_m) <= 0:
-            raise InputError(f"dx_levels_m must be positive, got {self.dx_levels_m}")
+        if not self.dx_levels_m or not all(math.isfinite(d) and d > 0 for d in self.dx_levels_m):
+            raise InputError(f"sampling densities (--dx) must be positive finite metres, got {self.dx_levels_m}")
         if self.stats_crop_cells > self.tile_cells:
             object.__setattr__(self, "stats_crop_cells", self.tile_cells)
 
@@ -457,6 +458,9 @@ def build_dataset(
     resolved = resolve_sources(list(sources))
     if out.exists() and any(out.glob("*/*.npz")):
         raise InputError(f"output directory {out} already holds a dataset; choose an empty directory")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} exists and is not a directory")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     blog = BuildLog()
     writer = _ShardWriter(out, cfg.shard_tiles)
@@ -488,8 +492,13 @@ def build_dataset(
             if progress and n_seen % 500 == 0:
                 print(f"  {name}: {n_seen} candidate tiles", flush=True)
     writer.close()
+    if not writer.files:  # every input skipped or curated away: no dataset, nothing left behind
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        why = f"; first: {blog.warnings[0]}" if blog.warnings else " (all dropped by curation)"
+        raise InputError(f"no tiles kept from {len(resolved)} source(s){why}")
     med = {f"{dx:g}": float(np.median(v)) for dx, v in sorted(stdx.items())}
-    s = float(np.exp(np.mean(np.log(list(med.values()))))) if med else float("nan")
+    s = float(np.exp(np.mean(np.log(list(med.values()))))) if med else None
     dropped: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
     for (src, dx, reason), n in blog.dropped.items():
         dropped[src][f"{dx:g}"][reason] = n
