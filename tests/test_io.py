@@ -409,3 +409,41 @@ def test_real_dems():
             read_dem(REAL / "front_range_srtm3.asc")
         d = read_dem(REAL / "front_range_srtm3.asc", square="resample")
     assert d.dx_m == pytest.approx(71.0, abs=0.5) and d.width == 758 and d.height > 758
+
+
+def test_staged_folder_moves_all_files_or_none(tmp_path):
+    from pixels2peaks.io.write import staged_folder
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    (out / "b.txt").mkdir()  # a folder where an output file should go
+    with pytest.raises(InputError, match=r"b\.txt: a folder of that name is in the way"):
+        with staged_folder(out, overwrite=True) as tmp:
+            (tmp / "a.txt").write_text("new")
+            (tmp / "b.txt").write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == ["b.txt", "keep.txt"]  # a.txt not moved
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # staging removed
+    with staged_folder(out, overwrite=True) as tmp:
+        (tmp / "a.txt").write_text("new")
+    assert (out / "a.txt").read_text() == "new" and (out / "keep.txt").read_text() == "mine"
+    with pytest.raises(InputError, match="cannot write /proc/p2p_x"):
+        with staged_folder("/proc/p2p_x", overwrite=True):
+            pass
+
+
+def test_dem_output_paths_and_hydro_refuses_to_clobber_a_sidecar(tmp_path):
+    from typer.testing import CliRunner
+
+    from pixels2peaks.cli.main import app
+    from pixels2peaks.io.write import dem_output_paths
+
+    assert [p.name for p in dem_output_paths(tmp_path / "x.png")] == ["x.png", "x.json"]
+    assert [p.name for p in dem_output_paths(tmp_path / "x.bil")] == ["x.bil", "x.hdr", "x.prj"]
+    assert [p.name for p in dem_output_paths(tmp_path / "x.tif")] == ["x.tif"]
+    src = tmp_path / "in.tif"
+    write_geotiff(src, np.arange(64, dtype=np.float32).reshape(8, 8), dx_m=30.0)
+    (tmp_path / "x.json").write_text('{"mine": 1}')
+    r = CliRunner().invoke(app, ["hydro", "fill", str(src), "-o", str(tmp_path / "x.png")])
+    assert r.exit_code == 2 and "x.json exists; pass --overwrite" in r.output
+    assert (tmp_path / "x.json").read_text() == '{"mine": 1}' and not (tmp_path / "x.png").exists()

@@ -51,7 +51,10 @@ def hydro(
         fill_depressions,
     )
 
-    check_output_file(out, overwrite)
+    from pixels2peaks.io.write import dem_output_paths
+
+    for p in dem_output_paths(out):  # a sidecar (.json, .prj, .hdr) is an output too
+        check_output_file(p, overwrite)
     if depressions is not None:
         check_output_file(depressions, overwrite)
         if depressions.suffix.lower() != ".png":

@@ -338,6 +338,20 @@ _WRITERS = {
 }
 
 
+#: files :func:`write_dem` writes beside ``path``, by extension (GDAL's .prj when there is a CRS)
+_COMPANIONS = {".png": (".json",), ".asc": (".prj",), ".bil": (".hdr", ".prj")}
+
+
+def dem_output_paths(path: str | Path) -> tuple[Path, ...]:
+    """Every file :func:`write_dem` may write for ``path``: ``path`` first, then its companions.
+
+    >>> [p.name for p in dem_output_paths("a/b.asc")]
+    ['b.asc', 'b.prj']
+    """
+    path = Path(path)
+    return (path, *(path.with_suffix(s) for s in _COMPANIONS.get(path.suffix.lower(), ())))
+
+
 def write_dem(path: str | Path, dem: Dem) -> Path:
     """Write ``dem`` in the format given by the extension (.tif/.tiff/.png/.npy/.npz/.asc/.bil)."""
     path = Path(path)
@@ -404,7 +418,11 @@ def staged_folder(outdir: str | Path, overwrite: bool = False) -> Iterator[Path]
             if not outdir.exists():
                 os.rename(tmp, outdir)
             else:
-                for name in sorted(os.listdir(tmp)):
+                names = sorted(os.listdir(tmp))
+                for name in names:  # check every target first: all files move, or none
+                    if (outdir / name).is_dir():
+                        raise InputError(f"cannot write {outdir / name}: a folder of that name is in the way")
+                for name in names:
                     os.replace(tmp / name, outdir / name)
         except OSError as exc:
             raise InputError(f"cannot write {outdir}: {exc.strerror or exc}") from None
