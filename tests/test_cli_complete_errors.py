@@ -93,3 +93,17 @@ def test_size_not_a_multiple_of_the_tile_is_completed(complete_app, weights, inp
     d = read_dem(tmp / "out" / "heightmap.tif")
     assert d.shape == (H, W) and np.isfinite(d.z).all()
     assert np.array_equal(d.z[m], z[m].astype(np.float32))
+
+
+def test_outputs_appear_together_or_not_at_all(complete_app, weights, inputs):
+    """A folder named like one output (report.json) is in the way: one error line naming it, and
+    neither heightmap.tif nor hillshade.png is written; afterwards a clean run writes all three."""
+    tmp, _, _, _ = inputs
+    (tmp / "out" / "report.json").mkdir(parents=True)
+    res = _run(complete_app, tmp, weights, "--no-polish", "--overwrite")
+    _one_error(res, "report.json: a folder of that name is in the way")
+    assert sorted(p.name for p in (tmp / "out").iterdir()) == ["report.json"]
+    (tmp / "out" / "report.json").rmdir()
+    res = _run(complete_app, tmp, weights, "--no-polish", "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp / "out").iterdir()) == ["heightmap.tif", "hillshade.png", "report.json"]

@@ -11,7 +11,7 @@ import typer
 
 from pixels2peaks.cli._common import MAX_SIZE_CELLS, seed_option, threads_option, user_errors
 from pixels2peaks.errors import InputError
-from pixels2peaks.io.write import check_output_dir
+from pixels2peaks.io.write import check_output_dir, staged_folder
 
 OUTPUTS = ("heightmap.tif", "hillshade.png", "report.json")
 
@@ -80,7 +80,7 @@ def complete_cmd(
 
     from pixels2peaks.diffusion.completion import CompletionConfig, complete, resample_inputs
     from pixels2peaks.diffusion.polishing import PolishConfig
-    from pixels2peaks.io import atomic_path, read_dem, write_geotiff
+    from pixels2peaks.io import read_dem, write_geotiff
 
     check_output_dir(out, overwrite)
     if gradient not in ("x0", "unet"):
@@ -149,9 +149,6 @@ def complete_cmd(
 
         aff = transform if isinstance(transform, Affine) else Affine(*tuple(transform)[:6])
         tr = aff @ Affine.scale(grid_scale / res.upsample)
-    out.mkdir(parents=True, exist_ok=True)
-    write_geotiff(out / "heightmap.tif", res.z, dx_m=res.dx_m, crs=dem.crs, transform=tr)
-    _hillshade_png(res.z, res.known, res.dx_m, out / "hillshade.png")
     notes = []
     if size is not None and (z_v.shape != (H0, W0)):
         notes.append(f"--size {size}: input resampled from {H0}x{W0} at {dx_in:g} m to "
@@ -177,8 +174,10 @@ def complete_cmd(
                   "prior_config": model.cfg.to_dict()},
         "notes": notes,
     }
-    with atomic_path(out / "report.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    with staged_folder(out, overwrite) as tmp:  # the three files appear together, or none
+        write_geotiff(tmp / "heightmap.tif", res.z, dx_m=res.dx_m, crs=dem.crs, transform=tr)
+        _hillshade_png(res.z, res.known, res.dx_m, tmp / "hillshade.png")
+        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     typer.echo(
         f"completed {res.z.shape[0]}x{res.z.shape[1]} at {res.dx_m:g} m in {wall:.1f} s: "
         f"MDD {res.metrics['mdd_m']:.3f} m, VVE {res.metrics['vve_m']:.3f} m, OVE {res.metrics['ove_m']:.3f} m -> {out}"
