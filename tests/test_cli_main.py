@@ -82,3 +82,17 @@ def test_main_bad_input_is_one_error_line_and_exit_2(monkeypatch, tmp_path, caps
 def test_main_help_exits_0(monkeypatch, capsys):
     assert _main_exit(monkeypatch, "--help") == 0
     assert "Usage" in capsys.readouterr().out
+
+
+def test_warnings_are_one_line_on_the_console(capsys, monkeypatch):
+    import warnings
+
+    from pixels2peaks.cli._common import one_line_warnings
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored after the test
+    one_line_warnings()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("stage cache not written (/proc/x): No such file or directory\nsecond line", stacklevel=1)
+    err = capsys.readouterr().err
+    assert err == "warning: stage cache not written (/proc/x): No such file or directory\n"

@@ -100,6 +100,7 @@ def test_visible_stdin_and_bad_input(photo, tmp_path):
     for bad, said in ((["--fov", "0"], "--fov must be in (0, 180)"), (["--fov", "inf"], "--fov must be in (0, 180)"),
                       (["--pitch-step", "1e-9"], "--pitch-step must be in"),
                       (["--priors", "vlm", "--vlm-url", "http://[::1"], "bad VLM URL"),
+                      (["--z-min", "-1e30", "--z-max", "1e30"], "elevations must be finite metres"),
                       (["--priors", "vlm", "--vlm-url", "http://127.0.0.1:99999/v1"], "Port out of range"),
                       (["--priors", "vlm", "--vlm-url", "http://127.0.0.1:9/v1", "--vlm-timeout", "nan"],
                        "--vlm-timeout must be a positive number")):

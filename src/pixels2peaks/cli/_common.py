@@ -117,5 +117,17 @@ NanOption = typer.Option(
 )
 
 
+def one_line_warnings() -> None:
+    """Show Python warnings as ``warning: message`` (one stderr line, no source line) — for
+    the console entry point, where a user reads them (e.g. an unwritable stage cache)."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001 - warnings' API
+        print(f"warning: {str(message).splitlines()[0] if str(message) else category.__name__}",
+              file=file or sys.stderr)
+
+    warnings.showwarning = show
+
+
 def echo_err(msg: str) -> None:
     print(msg, file=sys.stderr)

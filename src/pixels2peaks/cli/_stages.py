@@ -48,6 +48,10 @@ NoCacheOption = typer.Option(False, "--no-cache", help="Neither read nor write t
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress display.")
 
 
+#: the elevation prior is about terrain on a planet: beyond this it is a typo (metres)
+MAX_ELEVATION_M = 1.0e5
+
+
 def perception_options(
     *,
     geometry: str,
@@ -81,6 +85,8 @@ def perception_options(
         if z_min is not None:
             raise InputError("give the elevation range once: --elevation-range or --z-min/--z-max")
         z_min, z_max = (float(v) for v in elevation_range)
+    if z_min is not None and not all(math.isfinite(v) and abs(v) <= MAX_ELEVATION_M for v in (z_min, z_max)):
+        raise InputError(f"elevations must be finite metres within +-{MAX_ELEVATION_M:g}, got {z_min:g} and {z_max:g}")
     if pitch is not None and not -89.0 <= pitch <= 89.0:
         raise InputError(f"--pitch must be in [-89, 89] degrees, got {pitch}")
     if not 0.01 <= pitch_step <= 10:

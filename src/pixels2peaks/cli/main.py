@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from pixels2peaks.cli._common import EXIT_INTERRUPTED
+from pixels2peaks.cli._common import EXIT_INTERRUPTED, one_line_warnings
 
 app = typer.Typer(
     name="p2p",
@@ -34,6 +34,7 @@ def main() -> None:
     at once, skipping interpreter finalization, so no late SIGINT can turn it into a kill."""
     # standalone mode prints help, usage and errors exactly as `app()` does, then exits
     # (standalone_mode=False would re-raise usage errors unprinted)
+    one_line_warnings()
     try:
         app(standalone_mode=True)
         code: int | str | None = 0
