@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,3 +138,19 @@ def test_unwritable_output_and_binary_camera_are_one_line_errors(tmp_path, dem_p
     photo.write_bytes(b"\xff\xd8\xff\xe0 not text")
     res = _run("render", dem_path, "--camera", photo, "-o", tmp_path / "r.png")
     assert res.exit_code == 2 and "is not a camera.json" in res.stderr and not (tmp_path / "r.png").exists()
+
+
+def test_messages_name_the_real_problem(tmp_path, dem_path):
+    # a truncated GeoTIFF: GDAL's pointer to an unseen traceback is dropped
+    trunc = tmp_path / "trunc.tif"
+    data = Path(dem_path).read_bytes()
+    trunc.write_bytes(data[: len(data) // 2])
+    res = _run("analyze", trunc)
+    assert res.exit_code == 2 and "previous exception" not in res.stderr
+    # an output folder that is a file
+    (tmp_path / "file").write_text("x")
+    res = _run("hydro", "fill", dem_path, "-o", tmp_path / "file" / "h.tif")
+    assert res.exit_code == 2 and "is a file, not a folder" in res.stderr
+    res = _run("synth", dem_path, "--random", "--width", "100000", "-o", tmp_path / "s")
+    assert res.exit_code == 2 and "--width/--height must be in [1, 16384]" in res.stderr
+    assert not (tmp_path / "s").exists()

@@ -726,6 +726,8 @@ def test_cli_bad_heightmap_and_unwritable_folder(tif, tmp_path):
     (tmp_path / "junk.tif").write_text("not a raster")
     _one_error_line(runner.invoke(app, ["export", str(tmp_path / "junk.tif"), "--to", "exr"]))
     line = _one_error_line(runner.invoke(app, ["export", str(tif), "--to", "exr", "-o", str(tif / "x.exr")]))
+    assert "is a file, not a folder" in line
+    line = _one_error_line(runner.invoke(app, ["export", str(tif), "--to", "exr", "-o", str(tmp_path / "no" / "x.exr")]))
     assert "does not exist" in line
 
 

@@ -64,6 +64,8 @@ def check_output_file(path: Path, overwrite: bool) -> Path:
     if path.exists() and path.is_dir():
         raise InputError(f"{path} is a directory, not an output file")
     parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise InputError(f"{parent} is a file, not a folder: cannot write {path.name} in it")
     if not parent.is_dir():
         raise InputError(f"output folder {parent} does not exist")
     return path

@@ -20,6 +20,8 @@ def _read_mask(path: Path, shape: tuple[int, int]):
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
+    if path.is_dir():
+        raise InputError(f"mask {path} is a folder, not a PNG file")
     if not path.is_file():
         raise InputError(f"mask not found: {path}")
     try:

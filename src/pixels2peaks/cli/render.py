@@ -10,6 +10,9 @@ from typing import Optional
 import typer
 
 from pixels2peaks.cli._common import NanOption, SquareOption, check_output_file, seed_option, user_errors
+
+#: a synthetic photo's side at most (16384 x 16384 = 268 MP, beyond what anyone renders on a CPU)
+MAX_IMAGE_SIDE_PX = 16384
 from pixels2peaks.errors import InputError
 
 
@@ -73,8 +76,8 @@ def synth(
     if (camera_path is None) == (not random_cam):
         raise InputError("give exactly one of --camera camera.json or --random")
     _check_antialias(antialias)
-    if width < 1 or height < 1:
-        raise InputError(f"--width/--height must be positive, got {width}x{height}")
+    if not (1 <= width <= MAX_IMAGE_SIDE_PX and 1 <= height <= MAX_IMAGE_SIDE_PX):
+        raise InputError(f"--width/--height must be in [1, {MAX_IMAGE_SIDE_PX}] pixels, got {width}x{height}")
     check_output_dir(out, overwrite)
     camera = Camera.load(camera_path) if camera_path is not None else None
     t0 = time.perf_counter()

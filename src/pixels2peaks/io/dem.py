@@ -434,7 +434,9 @@ def _read_gdal(path: Path, dx_m: float | None) -> tuple[np.ndarray, dict]:
 
 def _one_line(exc: BaseException) -> str:
     msg = str(exc).strip().splitlines()
-    return msg[0] if msg else type(exc).__name__
+    # GDAL's "See previous exception for details." points at a traceback the user never sees
+    first = msg[0].replace(" See previous exception for details.", "").strip() if msg else ""
+    return first or type(exc).__name__
 
 
 # ----------------------------------------------------------------------------------------------
