@@ -107,3 +107,11 @@ def test_outputs_appear_together_or_not_at_all(complete_app, weights, inputs):
     res = _run(complete_app, tmp, weights, "--no-polish", "--overwrite")
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp / "out").iterdir()) == ["heightmap.tif", "hillshade.png", "report.json"]
+
+
+def test_mask_that_is_a_folder_says_so(complete_app, weights, inputs):
+    tmp, _, _, _ = inputs
+    (tmp / "mask.png").unlink()
+    (tmp / "mask.png").mkdir()
+    _one_error(_run(complete_app, tmp, weights), "is a folder, not a PNG file")
+    assert not (tmp / "out").exists()
