@@ -61,15 +61,21 @@ def _out_dir(path: Path) -> Path:
     return folder
 
 
+def _temp_dir(folder: Path, target: Path) -> Path:
+    """A private ``.NAME.*.tmp`` directory in ``folder`` for writing ``target``; the OS's refusal
+    (permissions, a read-only or full disk) becomes a one-line :class:`InputError` naming ``target``."""
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder))
+    except OSError as exc:
+        raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
 @contextlib.contextmanager
 def _staging(path: Path) -> Iterator[Path]:
     """Yield a private temp directory in ``path``'s folder; on success, move every file it holds
     into the folder (the file named like ``path`` last), then remove it. On error remove it."""
     folder = _out_dir(path)
-    try:
-        tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder))
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    tmpdir = _temp_dir(folder, path)
     try:
         yield tmpdir
         names = sorted(os.listdir(tmpdir), key=lambda n: n == path.name)
@@ -405,10 +411,7 @@ def staged_folder(outdir: str | Path, overwrite: bool = False) -> Iterator[Path]
     become one-line :class:`InputError`\\ s; nothing is left behind on failure."""
     outdir = check_output_dir(outdir, overwrite)
     parent = outdir.parent if str(outdir.parent) else Path(".")
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".tmp", dir=parent))
-    except OSError as exc:
-        raise InputError(f"cannot write {outdir}: {exc.strerror or exc}") from None
+    tmp = _temp_dir(parent, outdir)
     try:
         umask = os.umask(0)
         os.umask(umask)
