@@ -305,27 +305,38 @@ def synthetic_photos(n: int, size: tuple[int, int], min_slope_deg: float = 3.0):
         yield f"{name} seed {seed}", z, dx, res
 
 
-def zv_errors(vh, true_cam, z_true: np.ndarray, dx_true: float) -> dict:
-    """Error of the reconstruction's ``Z_V`` against the true heightmap (frames: module doc)."""
+def true_heights(shape: tuple[int, int], dx_m: float, camera, true_cam, z_true: np.ndarray, dx_true: float,
+                 cells: np.ndarray | None = None) -> np.ndarray:
+    """True terrain height (m) under the centre of each cell of a reconstruction grid whose camera
+    is ``camera`` (frames: module doc); NaN outside the true DEM and outside ``cells`` (default all)."""
     from pixels2peaks.camera import surface_height
 
-    h, w = vh.z.shape
-    r, c = np.nonzero(vh.mask)
-    x = (c + 0.5) * vh.dx_m - vh.camera.position_m[0]
-    y = (h - r - 0.5) * vh.dx_m - vh.camera.position_m[1]
+    h, w = shape
+    r, c = np.nonzero(np.ones(shape, bool) if cells is None else cells)
+    x = (c + 0.5) * dx_m - camera.position_m[0]
+    y = (h - r - 0.5) * dx_m - camera.position_m[1]
     yaw = math.radians(true_cam.yaw_deg)
     xt = true_cam.position_m[0] + x * math.cos(yaw) + y * math.sin(yaw)
     yt = true_cam.position_m[1] - x * math.sin(yaw) + y * math.cos(yaw)
-    zt = surface_height(z_true, dx_true, xt, yt)
+    out = np.full(shape, np.nan)
+    out[r, c] = surface_height(z_true, dx_true, xt, yt)
+    return out
+
+
+def zv_errors(vh, true_cam, z_true: np.ndarray, dx_true: float) -> dict:
+    """Error of the reconstruction's ``Z_V`` against the true heightmap (frames: module doc)."""
+    h, w = vh.z.shape
+    n_seen = int(vh.mask.sum())
+    zt = true_heights((h, w), vh.dx_m, vh.camera, true_cam, z_true, dx_true, vh.mask)
     inside = np.isfinite(zt)
-    err = np.abs(zt[inside] - vh.z[r, c][inside].astype(np.float64))
+    err = np.abs(zt[inside] - vh.z[inside].astype(np.float64))
     flat = np.abs(zt[inside] - np.mean(zt[inside])) if inside.any() else np.array([np.nan])
     return {
         "vve_m": float(err.sum() / (h * w)),
         "mean_abs_per_seen_cell_m": float(err.mean()) if err.size else float("nan"),
         "flat_baseline_per_seen_cell_m": float(flat.mean()),
-        "seen_cells": int(r.size),
-        "outside_true_grid": float(1.0 - inside.mean()) if r.size else float("nan"),
+        "seen_cells": n_seen,
+        "outside_true_grid": float(1.0 - inside.sum() / n_seen) if n_seen else float("nan"),
     }
 
 
@@ -394,32 +405,20 @@ def part_synth(n: int, size: tuple[int, int], depth_weights: Path) -> list[dict]
     return rows
 
 
-# ----------------------------------------------------------------------------------------------
-# summary
-# ----------------------------------------------------------------------------------------------
-
-
-def _median(xs):
-    xs = [x for x in xs if x is not None and math.isfinite(x)]
-    return statistics.median(xs) if xs else float("nan")
-
-
-def _terrain_errors(z: np.ndarray, cells: np.ndarray, dx_m: float, cam, true_cam, z_true: np.ndarray,
-                    dx_true: float) -> dict:
-    """Mean |Z - true| (m) over ``cells`` of a heightmap on the grid of ``cam``, frames as in (c),
-    and the flat baseline (the true mean height) on the same cells; cells outside the true DEM
-    are left out."""
-    from types import SimpleNamespace
-
-    e = zv_errors(SimpleNamespace(z=z, mask=cells, dx_m=dx_m, camera=cam), true_cam, z_true, dx_true)
-    return {"mean_abs_m": e["mean_abs_per_seen_cell_m"], "flat_baseline_m": e["flat_baseline_per_seen_cell_m"],
-            "cells": e["seen_cells"], "outside_true_grid": e["outside_true_grid"]}
-
-
-def _with_seen_mean(errors: dict, z: np.ndarray, seen: np.ndarray, errors_of) -> dict:
-    """Add the error of filling every cell with the mean height of the seen cells (a baseline
-    that needs no oracle), ``errors_of(constant map)`` being the same measurement."""
-    return {**errors, "seen_mean_baseline_m": errors_of(np.full(z.shape, float(np.mean(z[seen]))))["mean_abs_m"]}
+def _completion_errors(z: np.ndarray, zt: np.ndarray, known: np.ndarray, parts: tuple[str, ...]) -> dict:
+    """Per part (``all``, ``seen``, ``occluded`` cells): mean |Z - true| and the two constant maps
+    on the same cells (true heights ``zt``, NaN = outside the true DEM, left out): the true mean
+    height there (an oracle) and the mean height of the seen cells of ``z``."""
+    fill = float(np.mean(z[known]))
+    masks = {"all": np.ones(z.shape, bool), "seen": known, "occluded": ~known}
+    out = {}
+    for part in parts:
+        m = masks[part] & np.isfinite(zt)
+        t = zt[m]
+        out[part] = {"mean_abs_m": float(np.abs(z[m] - t).mean()), "flat_baseline_m": float(np.abs(t - t.mean()).mean()),
+                     "seen_mean_baseline_m": float(np.abs(t - fill).mean()), "cells": int(masks[part].sum()),
+                     "outside_true_grid": float(1.0 - m.sum() / max(int(masks[part].sum()), 1))}
+    return out
 
 
 def part_completion(n: int, size: tuple[int, int], cells: int, max_truth_cells: int = 512) -> list[dict]:
@@ -428,7 +427,8 @@ def part_completion(n: int, size: tuple[int, int], cells: int, max_truth_cells: 
     priors; and, for ground-truth grids of at most ``max_truth_cells`` a side, the completion of the
     true ``Z_V`` / ``Z_max`` seen from the true camera (perception left out). Errors of the completed
     heightmap against the true terrain over all its cells, its seen and its occluded cells, next
-    to the flat baseline on the same cells."""
+    to two constant maps on the same cells (:func:`_completion_errors`)."""
+    from pixels2peaks.camera import surface_height
     from pixels2peaks.diffusion.completion import CompletionConfig, complete
     from pixels2peaks.diffusion.model import load_default_model
     from pixels2peaks.perception.pipeline import VisibleOptions
@@ -447,39 +447,34 @@ def part_completion(n: int, size: tuple[int, int], cells: int, max_truth_cells: 
             vo = VisibleOptions(geometry="builtin", segmentation="builtin", priors="builtin",
                                 fov_x_deg=cam.fov_x_deg, **given)
             r = run_photo(res.image, RunConfig(size_cells=cells, perception=vo), model=model)
-            vc = r.visible.camera
-            parts = {"all": np.ones(r.z.shape, bool), "seen": r.known, "occluded": ~r.known}
-            row["variants"][name] = {
-                part: _with_seen_mean(_terrain_errors(r.z, cells_, r.dx_m, vc, cam, z, dx), r.z, r.known,
-                                      lambda zc, c=cells_: _terrain_errors(zc, c, r.dx_m, vc, cam, z, dx))
-                for part, cells_ in parts.items()}
+            zt = true_heights(r.z.shape, r.dx_m, r.visible.camera, cam, z, dx)
+            row["variants"][name] = _completion_errors(r.z, zt, r.known, ("all", "seen", "occluded"))
             row["variants"][name]["seconds"] = round(time.perf_counter() - t0, 1)
         if max(z.shape) <= max_truth_cells:
             t0 = time.perf_counter()
             c = complete(np.nan_to_num(res.z_visible), res.visible_mask, res.z_max, res.dx_m, CompletionConfig(), model=model)
-            u = c.z.shape[0] // z.shape[0]
             hh, ww = c.z.shape
-            rr, cc = np.mgrid[0:hh, 0:ww]
-            x, y = (cc + 0.5) * c.dx_m, (hh - rr - 0.5) * c.dx_m
-            from pixels2peaks.camera import surface_height
-
-            zt = surface_height(z, dx, x, y)
-            occ = ~c.known
-            err = np.abs(c.z - zt)
-            flat = np.abs(zt - float(np.mean(zt)))
-            seen_mean = np.abs(zt - float(np.mean(c.z[c.known])))
+            rr, cc = np.mgrid[0:hh, 0:ww]  # the completion's grid is the true DEM's (finer by the polish)
+            zt = surface_height(z, dx, (cc + 0.5) * c.dx_m, (hh - rr - 0.5) * c.dx_m)
             row["variants"]["true Z_V (completion only)"] = {
-                part: {"mean_abs_m": float(err[m].mean()), "flat_baseline_m": float(flat[m].mean()),
-                       "seen_mean_baseline_m": float(seen_mean[m].mean()), "cells": int(m.sum())}
-                for part, m in (("all", np.ones(err.shape, bool)), ("occluded", occ))}
-            row["variants"]["true Z_V (completion only)"] |= {"upsample": int(u),
-                                                              "seconds": round(time.perf_counter() - t0, 1)}
+                **_completion_errors(c.z, zt, c.known, ("all", "occluded")),
+                "upsample": int(hh // z.shape[0]), "seconds": round(time.perf_counter() - t0, 1)}
         rows.append(row)
         print(f"  completion {label[:34]:34s} " + " | ".join(
             f"{k}: all {v['all']['mean_abs_m']:.0f} m (flat {v['all']['flat_baseline_m']:.0f}, "
             f"seen mean {v['all']['seen_mean_baseline_m']:.0f})"
             for k, v in row["variants"].items()), flush=True)
     return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# summary
+# ----------------------------------------------------------------------------------------------
+
+
+def _median(xs):
+    xs = [x for x in xs if x is not None and math.isfinite(x)]
+    return statistics.median(xs) if xs else float("nan")
 
 
 def summarise(depth_rows, sky_rows, synth_rows, completion_rows=()) -> dict:
