@@ -17,13 +17,16 @@ dataset_app = typer.Typer(help="Build the curated terrain tile dataset for the p
 @dataset_app.command("build")
 @user_errors
 def dataset_build(
-    sources: List[str] = typer.Argument(..., help="DEM folders/files, or the named sources 'globe' and 'shared'."),
+    sources: List[str] = typer.Argument(..., help="DEM folders/files, or the named sources 'globe', 'shared' and 'lem' (simulated)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output directory (must not hold a dataset yet)."),
     tile: int = typer.Option(256, help="Tile size in cells."),
     stride: int = typer.Option(128, help="Stride between tile windows in cells."),
     dx: Optional[List[float]] = typer.Option(None, "--dx", help="Sampling densities in metres (repeatable)."),
     texture_min: float = typer.Option(5.0, help="Flatness threshold: mean per-patch std of the 8-bit thumbnail."),
     relief_min: float = typer.Option(200.0, help="Min elevation range (m) of a 10 km tile; scales with sqrt(extent)."),
+    lem_train: int = typer.Option(48, "--lem-train", min=0, max=100_000, help="Simulated training tiles per dx (source 'lem')."),
+    lem_val: int = typer.Option(8, "--lem-val", min=0, max=100_000, help="Simulated validation tiles per dx (source 'lem')."),
+    seed: int = seed_option("Seed of the simulated tiles (source 'lem')."),
 ) -> None:
     """Cut, curate and shard DEM tiles at several sampling densities (writes DIR/manifest.json)."""
     from pixels2peaks.training.dataset import CurationConfig, build_dataset
@@ -31,7 +34,15 @@ def dataset_build(
     kw = dict(tile_cells=tile, stride_cells=stride, texture_min=texture_min, relief_min_m=relief_min)
     if dx:
         kw["dx_levels_m"] = tuple(dx)
-    m = build_dataset(sources, out, CurationConfig(**kw), progress=True)
+    lem = None
+    if "lem" in sources:
+        from pixels2peaks.terrain.lem import fastscapelib_available
+        from pixels2peaks.training.lem_data import LEMDataConfig
+
+        if not fastscapelib_available():
+            raise InputError("source 'lem' needs fastscapelib: .venv/bin/pip install -e '.[lem]'")
+        lem = LEMDataConfig(train_per_dx=lem_train, val_per_dx=lem_val, seed=seed)
+    m = build_dataset(sources, out, CurationConfig(**kw), progress=True, lem=lem)
     for src, per in m["counts"].items():
         for d, c in sorted(per.items(), key=lambda kv: float(kv[0])):
             typer.echo(f"{src:>12s} dx {float(d):7g} m: {c.get('train', 0):5d} train {c.get('val', 0):4d} val")

