@@ -23,7 +23,7 @@ from pixels2peaks.errors import InputError
 ImageArgument = typer.Argument(
     ..., metavar="IMAGE", help="Photo, painting or generated image (JPEG/PNG/TIFF...), >= 64 px, <= 50 MP; - = stdin."
 )
-GeometryOption = typer.Option("auto", "--geometry", help="auto, moge, depth_anything, builtin (small learned net) or classical (haze + ground-plane cues).")
+GeometryOption = typer.Option("auto", "--geometry", help="auto, moge, depth_anything, builtin (small learned net), contours (occluding ridgelines, layer distances and faces) or classical (haze + ground-plane cues).")
 SegmentationOption = typer.Option("auto", "--segmentation", help="auto, grounded_sam or builtin.")
 PriorsOption = typer.Option("auto", "--priors", help="auto, vlm (a chat server, --vlm-url), gemma (a local transformers model) or builtin.")
 VlmUrlOption = typer.Option(

@@ -147,6 +147,13 @@ def _classical_geometry(opts: Mapping[str, Any]):
     return ClassicalGeometry(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), terrain=opts.get("terrain"))
 
 
+def _contour_geometry(opts: Mapping[str, Any]):
+    from pixels2peaks.perception.contours import ContourGeometry
+
+    return ContourGeometry(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), terrain=opts.get("terrain"),
+                           cue=str(opts.get("contour_cue") or "depth_net"))
+
+
 def _builtin_segmentation(opts: Mapping[str, Any]):
     from pixels2peaks.perception.builtin import SkySegmentation
 
@@ -165,6 +172,7 @@ def register_defaults() -> None:
         BackendSpec("geometry", "depth_anything", _depth_factory, _depth_available, 20),
         BackendSpec("geometry", "builtin", _builtin_geometry, _always, 100),
         BackendSpec("geometry", "classical", _classical_geometry, _always, 110),
+        BackendSpec("geometry", "contours", _contour_geometry, _always, 105),
         BackendSpec("segmentation", "grounded_sam", _gsam_factory, _gsam_available, 10),
         BackendSpec("segmentation", "builtin", _builtin_segmentation, _always, 100),
         BackendSpec("priors", "vlm", _vlm_factory, _vlm_available, 10),

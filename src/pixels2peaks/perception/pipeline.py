@@ -79,6 +79,7 @@ _STAGE_CODE = {
                      "pixels2peaks.perception.transformers_backends"),
     "geometry": ("pixels2peaks.perception.image", "pixels2peaks.perception.builtin",
                  "pixels2peaks.perception.depth_net", "pixels2peaks.perception.moge_backend",
+                 "pixels2peaks.perception.contours",
                  "pixels2peaks.perception.transformers_backends"),
     "priors": ("pixels2peaks.perception.image", "pixels2peaks.perception.builtin",
                "pixels2peaks.perception.vlm", "pixels2peaks.perception.local_vlm"),
