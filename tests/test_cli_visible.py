@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from pixels2peaks.camera import SYNTH_FILES, Camera, project_pointmap, view_bound
 from pixels2peaks.cli.main import app
+from pixels2peaks.errors import InputError
 from pixels2peaks.io import read_dem
 from pixels2peaks.perception.pipeline import OUTPUT_FILES
 from test_perception_builtin import synthetic_photo
@@ -149,3 +150,31 @@ def test_visible_pitch_and_elevation_range_overrides_win(photo, tmp_path):
                      (["--elevation-range", "800", "2400", "--z-min", "0", "--z-max", "10"], "elevation range once")):
         r = _cli(["visible", photo, "-o", tmp_path / "bad", *FAST, "--no-cache", *bad])
         assert r.exit_code == 2 and msg in r.output and not (tmp_path / "bad").exists()
+
+
+def test_limits_name_the_option_and_fail_before_perception(photo, tmp_path, monkeypatch):
+    """--size / --cells over the grid limit fail before any stage runs; a --dx too small for the
+    scene is reported in one line that names --dx, with no progress rows or blank line before it."""
+    import pixels2peaks.perception.pipeline as pp
+
+    def no_stage(*a, **k):
+        raise AssertionError("perception ran")
+
+    with monkeypatch.context() as m:
+        m.setattr(pp, "estimate_visible", no_stage)
+        r = _cli(["visible", photo, "-o", tmp_path / "a", "--cells", "100000"])
+        assert r.exit_code == 2 and "--cells" in r.output and "8192" in r.output
+    from pixels2peaks.pipeline.run import RunConfig
+
+    with pytest.raises(InputError, match="--size"):
+        RunConfig(size_cells=100000)
+    r = CliRunner().invoke(app, ["visible", str(photo), "-o", str(tmp_path / "b"), "--dx", "0.00001"])
+    assert r.exit_code == 2
+    assert r.output.startswith("error: --dx is too small") and r.output.count("\n") == 1, r.output
+
+
+def test_output_below_a_file_says_it_is_a_file(photo, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    r = _cli(["visible", photo, "-o", f / "out" / "deeper"])
+    assert r.exit_code == 2 and r.output.strip() == f"error: {f} is a file, not a folder"

@@ -4,7 +4,8 @@ import math
 
 import numpy as np
 
-from pixels2peaks.perception.contours import ContourGeometry, ContourOptions, face_depth, focal_px, occluding_contours
+from pixels2peaks.camera.model import focal_px
+from pixels2peaks.perception.contours import ContourGeometry, ContourOptions, face_depth, occluding_contours
 
 
 def test_focal_px_closed_form():

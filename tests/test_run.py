@@ -22,7 +22,6 @@ from pixels2peaks.diffusion.completion import CompletionConfig, PolishConfig
 from pixels2peaks.diffusion.model import PriorConfig, TerrainPrior, save_prior
 from pixels2peaks.perception.geometry import ReconstructOptions
 from pixels2peaks.perception.pipeline import VisibleOptions
-from pixels2peaks.io import write as write_mod
 from pixels2peaks.pipeline import run as run_mod
 from pixels2peaks.pipeline.outputs import RUN_FILES, write_run
 from pixels2peaks.pipeline.run import RunConfig, run_photo
@@ -270,11 +269,17 @@ def test_cli_run_outdir_is_a_file_and_full_disk(files, tmp_path, monkeypatch):
     f.write_text("x")
     r = _cli(["run", files["photo"], "-o", f, "--weights", files["weights"], *CLI_FAST, "--no-cache"])
     assert r.exit_code == 2 and "not a directory" in r.output
-    with monkeypatch.context() as m:  # an unwritable parent (root ignores chmod: fake the check)
-        real = os.access
-        m.setattr(write_mod.os, "access", lambda p, mode, **k: False if Path(p) == tmp_path else real(p, mode))
-        r = _cli(["run", files["photo"], "-o", tmp_path / "ro", "--weights", files["weights"], *CLI_FAST])
-    assert r.exit_code == 2 and "permission denied" in r.output and not (tmp_path / "ro").exists()
+    import pixels2peaks.paths as paths_mod
+
+    for code, said in ((errno.EACCES, "permission denied"), (errno.EROFS, "read-only filesystem")):
+        def refuse(*a, code=code, **k):  # root ignores chmod, and no read-only mount here: fake the probe
+            raise OSError(code, os.strerror(code))
+
+        with monkeypatch.context() as m:
+            m.setattr(paths_mod.tempfile, "mkdtemp", refuse)
+            r = _cli(["run", files["photo"], "-o", tmp_path / "ro", "--weights", files["weights"], *CLI_FAST])
+        assert r.exit_code == 2 and said in r.output and not (tmp_path / "ro").exists()
+        assert r.output.strip().count("\n") == 0
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -44,7 +44,19 @@ __all__ = [
     "fov_x_from_focal_35mm",
     "focal_35mm_from_exif",
     "fov_x_from_exif",
+    "focal_px",
 ]
+
+def focal_px(width_px: float, fov_x_deg: float) -> float:
+    """Pinhole focal length in pixels of an image ``width_px`` wide with horizontal field of view
+    ``fov_x_deg``: ``f = (W / 2) / tan(fov / 2)`` (principal point at the centre). The one home of
+    this arithmetic (cameras, perception backends).
+
+    >>> round(focal_px(800, 90.0), 9)
+    400.0
+    """
+    return (float(width_px) / 2.0) / math.tan(math.radians(float(fov_x_deg)) / 2.0)
+
 
 #: value of the ``format`` key written to ``camera.json``
 CAMERA_FORMAT = "pixels2peaks.camera/1"
@@ -276,7 +288,7 @@ class Camera:
     @property
     def focal_px(self) -> float:
         """Focal length in pixels (both axes)."""
-        return (self.width / 2.0) / math.tan(math.radians(self.fov_x_deg) / 2.0)
+        return focal_px(self.width, self.fov_x_deg)
 
     @property
     def fov_y_deg(self) -> float:

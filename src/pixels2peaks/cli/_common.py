@@ -11,6 +11,7 @@ from typing import Callable, Literal, Optional, TypeVar
 import typer
 
 from pixels2peaks.errors import InputError
+from pixels2peaks.paths import require_folder
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -64,10 +65,7 @@ def check_output_file(path: Path, overwrite: bool) -> Path:
     if path.exists() and path.is_dir():
         raise InputError(f"{path} is a directory, not an output file")
     parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise InputError(f"{parent} is a file, not a folder: cannot write {path.name} in it")
-    if not parent.is_dir():
-        raise InputError(f"output folder {parent} does not exist")
+    require_folder(parent)
     return path
 
 

@@ -198,4 +198,10 @@ def stage_progress(quiet: bool) -> Iterator[object]:
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
-        yield StageProgress(progress)
+        try:
+            yield StageProgress(progress)
+        except BaseException:
+            progress.live.transient = True  # the one-line error replaces the display on a terminal
+            if not progress.console.is_terminal:
+                progress.console.quiet = True  # elsewhere (a log) no final snapshot or blank line
+            raise

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from pixels2peaks.cli._common import user_errors
+from pixels2peaks.cli._common import MAX_SIZE_CELLS, user_errors
 from pixels2peaks.cli._stages import (
     CacheDirOption,
     FovOption,
@@ -67,8 +67,8 @@ def visible(
     from pixels2peaks.io.write import check_output_dir
 
     check_output_dir(out, overwrite)
-    if cells < 16:
-        raise InputError(f"--cells must be at least 16, got {cells}")
+    if not 16 <= cells <= MAX_SIZE_CELLS:
+        raise InputError(f"--cells must be from 16 to {MAX_SIZE_CELLS}, got {cells}")
     opts = perception_options(
         geometry=geometry, segmentation=segmentation, priors=priors, vlm_url=vlm_url, vlm_model=vlm_model,
         vlm_timeout=vlm_timeout, fov=fov, slope=slope, z_min=z_min, z_max=z_max, pitch_step=pitch_step,

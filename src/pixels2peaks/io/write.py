@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from pixels2peaks.errors import InputError, check_cell_size
+from pixels2peaks.paths import require_folder, require_writable
 from pixels2peaks.io.dem import Dem
 
 __all__ = [
@@ -54,8 +55,7 @@ _PNG_MAX = 65535
 
 def _out_dir(path: Path) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"output folder does not exist: '{folder}'")
+    require_folder(folder)
     if path.is_dir():
         raise InputError(f"output path '{path}' is a directory")
     return folder
@@ -396,11 +396,8 @@ def check_output_dir(outdir: str | Path, overwrite: bool) -> Path:
         if any(outdir.iterdir()) and not overwrite:
             raise InputError(f"{outdir} is not empty; pass --overwrite to replace its files")
     parent = outdir.parent if str(outdir.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"output folder {parent} does not exist")
-    target = outdir if outdir.exists() else parent
-    if not os.access(target, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write to {target}: permission denied")
+    require_folder(parent)
+    require_writable(outdir if outdir.exists() else parent)
     return outdir
 
 

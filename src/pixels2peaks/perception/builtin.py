@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pixels2peaks.camera.model import focal_px
 from pixels2peaks.errors import InputError
 from pixels2peaks.perception.protocols import GeometryResult, Priors
 from pixels2peaks.perception.skyline import SkylineOptions, segment_terrain
@@ -148,7 +149,7 @@ class ClassicalGeometry:
     def estimate(self, image: np.ndarray) -> GeometryResult:
         rgb = _check_rgb(image)
         h, w = rgb.shape[:2]
-        f = (w / 2.0) / math.tan(math.radians(self.fov_x_deg) / 2.0)
+        f = focal_px(w, self.fov_x_deg)
         v = np.arange(h, dtype=np.float64) + 0.5 - h / 2.0  # rows below the eye level are > 0
         below = np.maximum(v, f * math.tan(math.radians(self.min_angle_deg)))
         z_ground = np.broadcast_to((f / below)[:, None], (h, w))  # camera height 1
@@ -199,7 +200,7 @@ class DefaultPriors:
         if a.ndim < 2:
             raise InputError(f"expected an image, got shape {a.shape}")
         h, w = a.shape[:2]
-        f = (w / 2.0) / math.tan(math.radians(self.fov_x_deg) / 2.0)
+        f = focal_px(w, self.fov_x_deg)
         terr = self.terrain if self.terrain is not None else None
         if terr is not None and terr.any():
             rows = np.flatnonzero(terr.any(axis=1))

@@ -31,15 +31,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pixels2peaks.camera.model import focal_px
 from pixels2peaks.errors import InputError
 from pixels2peaks.perception.protocols import GeometryResult
 
-__all__ = ["ContourOptions", "occluding_contours", "face_depth", "ContourGeometry", "focal_px"]
-
-
-def focal_px(width_px: float, fov_x_deg: float) -> float:
-    """Pinhole focal length in pixels for a horizontal FOV: ``f = (W / 2) / tan(fov / 2)``."""
-    return (float(width_px) / 2.0) / math.tan(math.radians(float(fov_x_deg)) / 2.0)
+__all__ = ["ContourOptions", "occluding_contours", "face_depth", "ContourGeometry"]
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,13 @@ The pointmap is ``exp(ln d) x`` the unit ray of a pinhole camera with the given 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pixels2peaks.camera.model import focal_px
 from pixels2peaks.errors import InputError
 from pixels2peaks.perception.protocols import GeometryResult
 
@@ -207,7 +207,7 @@ def ray_pointmap(distance: np.ndarray, fov_x_deg: float) -> np.ndarray:
     ``distance`` along the pixel-centre rays of a pinhole camera (principal point at the centre)."""
     d = np.asarray(distance, dtype=np.float64)
     h, w = d.shape
-    f = (w / 2.0) / math.tan(math.radians(fov_x_deg) / 2.0)
+    f = focal_px(w, fov_x_deg)
     u = (np.arange(w) + 0.5 - w / 2.0) / f
     v = (np.arange(h) + 0.5 - h / 2.0) / f
     uu, vv = np.meshgrid(u, v)

@@ -440,8 +440,8 @@ def project_visible(
     h = max(1, int(math.ceil((ext_y + 2 * m) / dx_m - 1e-9)))
     if max(h, w) > max_cells:
         raise InputError(
-            f"a cell size of {dx_m:g} m gives a {h} x {w} heightmap (limit {max_cells} cells a side); "
-            "use a larger dx"
+            f"--dx is too small for this scene: the heightmap would be {h} x {w} cells "
+            f"(limit {max_cells} a side); use a larger --dx"
         )
     fit = ScaleFit(fit.scale, fit.offset + np.array([m, m, 0.0]))
     zv, mv = project_pointmap(q + np.array([m, m, 0.0]), (h, w), float(dx_m))

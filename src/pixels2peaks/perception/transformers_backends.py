@@ -20,12 +20,12 @@ multiple of 14; SAM: longer side ``image_size``, zero padding to a square).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from pixels2peaks.camera.model import focal_px
 from pixels2peaks.errors import InputError
 from pixels2peaks.perception.protocols import GeometryResult
 
@@ -60,7 +60,7 @@ def _to_tensor(rgb01: np.ndarray, size_hw: tuple[int, int], pad_to: int | None =
 def pinhole_pointmap(z: np.ndarray, fov_x_deg: float) -> np.ndarray:
     """z-buffer depth ``(H, W)`` -> camera-frame points ``(H, W, 3)`` (x right, y down)."""
     h, w = z.shape
-    f = (w / 2.0) / math.tan(math.radians(fov_x_deg) / 2.0)
+    f = focal_px(w, fov_x_deg)
     u = (np.arange(w) + 0.5 - w / 2.0) / f
     v = (np.arange(h) + 0.5 - h / 2.0) / f
     return np.stack([z * u[None, :], z * v[:, None], z], axis=-1).astype(np.float32)

@@ -29,6 +29,7 @@ from pixels2peaks.cache import (
 from pixels2peaks.camera import Camera
 from pixels2peaks.diffusion.completion import CompletionConfig, complete
 from pixels2peaks.errors import InputError, check_cell_size
+from pixels2peaks.perception.geometry import ReconstructOptions
 from pixels2peaks.perception.pipeline import VisibleOptions, VisibleResult, estimate_visible
 
 __all__ = ["RunConfig", "RunResult", "run_photo", "RUN_STAGES"]
@@ -38,6 +39,8 @@ RUN_STAGES = ("segmentation", "geometry", "priors", "cleaning", "projection", "z
               "previews", "write")
 _COMPLETION_CODE = ("pixels2peaks.diffusion", "pixels2peaks.terrain")
 MIN_SIZE_CELLS = 32
+#: largest final side: perception's grid limit (ReconstructOptions.max_cells)
+MAX_SIZE_CELLS = ReconstructOptions().max_cells
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,9 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         u = self.upsample
-        if self.size_cells < MIN_SIZE_CELLS or self.size_cells % u:
+        if self.size_cells < MIN_SIZE_CELLS or self.size_cells % u or self.size_cells > MAX_SIZE_CELLS:
             raise InputError(
-                f"size must be a multiple of {u} and at least {MIN_SIZE_CELLS} cells, got {self.size_cells}"
+                f"--size must be a multiple of {u} from {MIN_SIZE_CELLS} to {MAX_SIZE_CELLS} cells, got {self.size_cells}"
             )
         if self.dx_m is not None:
             object.__setattr__(self, "dx_m", check_cell_size(self.dx_m))

@@ -1,0 +1,39 @@
+"""Output-folder checks shared by every command: one-line reasons, before any work is done."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from pixels2peaks.errors import InputError
+
+__all__ = ["require_folder", "require_writable"]
+
+
+def require_folder(folder: Path) -> None:
+    """``folder`` must be an existing folder: else say which part of it is a file, or that it
+    does not exist (one-line :class:`InputError`)."""
+    folder = Path(folder)
+    if folder.is_dir():
+        return
+    for p in (folder, *folder.parents):
+        if p.exists() and not p.is_dir():
+            raise InputError(f"{p} is a file, not a folder")
+    raise InputError(f"output folder {folder} does not exist")
+
+
+def require_writable(target: Path) -> None:
+    """``target`` (an existing folder) must accept a new entry: a probe folder is made and removed
+    at once, so that a read-only filesystem, a pseudo-filesystem such as ``/proc`` or missing
+    permissions are found before any work, and each is named as such."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".p2p-probe-", dir=target))
+    except OSError as exc:
+        if exc.errno == errno.EROFS:
+            raise InputError(f"cannot write to {target}: it is on a read-only filesystem") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise InputError(f"cannot write to {target}: permission denied") from None
+        raise InputError(f"cannot write to {target}: it does not take new folders "
+                         f"({exc.strerror or type(exc).__name__})") from None
