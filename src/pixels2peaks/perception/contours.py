@@ -33,6 +33,7 @@ import numpy as np
 
 from pixels2peaks.camera.model import focal_px
 from pixels2peaks.errors import InputError
+from pixels2peaks.perception.builtin import dark_channel
 from pixels2peaks.perception.protocols import GeometryResult
 
 __all__ = ["ContourOptions", "occluding_contours", "face_depth", "ContourGeometry"]
@@ -63,19 +64,13 @@ def _resize(a: np.ndarray, shape: tuple[int, int], order: int) -> np.ndarray:
     return z[: shape[0], : shape[1]]
 
 
-def _dark(rgb: np.ndarray, radius: int) -> np.ndarray:
-    from scipy.ndimage import minimum_filter
-
-    return minimum_filter(rgb.min(axis=2), size=2 * radius + 1, mode="nearest")
-
-
 def occluding_contours(rgb: np.ndarray, terrain: np.ndarray, opts: ContourOptions = ContourOptions()) -> np.ndarray:
     """Bool ``(h, w)`` internal occluding contours on the working grid of ``rgb`` (float in
     [0, 1], already at working size) inside ``terrain``. The skyline is not included."""
     from scipy.ndimage import binary_dilation, label, uniform_filter1d
 
     h, w = terrain.shape
-    dark = _dark(rgb, opts.dark_radius_px)
+    dark = dark_channel(rgb, opts.dark_radius_px)
     dark = uniform_filter1d(dark, size=3, axis=1, mode="nearest")
     k = opts.step_px
     above = np.full((h, w), np.nan)
@@ -167,7 +162,7 @@ class ContourGeometry:
         elif self.cue != "haze":
             raise InputError(f"unknown contour-geometry cue {self.cue!r} (depth_net or haze)")
         o = self.options
-        dark = _dark(rgbw, o.dark_radius_px)
+        dark = dark_channel(rgbw, o.dark_radius_px)
         sky = ~terr_w
         a = float(np.quantile(dark[sky], 0.99)) if sky.sum() > 20 else float(dark.max())
         t = np.clip(1.0 - o.haze_omega * np.minimum(dark / max(a, 1e-3), 1.0), 0.02, 1.0)
