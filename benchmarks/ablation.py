@@ -231,13 +231,13 @@ def geo_distances(z, m_v, dx, factor=2):
 
 
 def evaluate(z_out, u, case):
-    from pixels2peaks.diffusion.completion import view_errors
+    from pixels2peaks.terrain.view_error import view_errors
     from pixels2peaks.diffusion.polishing import block_mean
     from pixels2peaks.terrain.hydrology import mean_depression_depth
 
     z_in = block_mean(z_out, u) if u > 1 else np.asarray(z_out, np.float64)
     m = {"mdd_m": float(mean_depression_depth(z_out))}
-    m.update(view_errors(z_in, case["z_v"], case["m_v"], case["z_max"]))
+    m.update(view_errors(z_in, case["z_v"], case["z_max"], case["m_v"]))
     for suffix, f in GEO_SCALES.items():
         m[f"slope_w1{suffix}_deg"], m[f"curv_w1{suffix}"] = geo_distances(z_in, case["m_v"], case["dx"], f)
     m["theta"] = theta_of(z_in, case["dx"])

@@ -123,7 +123,9 @@ def test_estimate_visible_builtin_end_to_end(tmp_path, geometry, min_bound_m):
     assert gain == 1.0 if geometry == "classical" else 0.0 < gain <= 1.5
     assert r["pitch_search"]["target_slope_deg"] == pytest.approx(
         pointmap_slope_deg(r["priors"]["mean_slope_deg"], gain))
-    out = res.save(tmp_path / "out")
+    from pixels2peaks.pipeline.outputs import write_visible
+
+    out = write_visible(tmp_path / "out", res)
     assert sorted(f.name for f in out.iterdir()) == sorted(OUTPUT_FILES)
     cam = Camera.load(out / "camera.json")
     assert cam == res.camera

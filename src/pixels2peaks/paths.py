@@ -24,16 +24,18 @@ def require_folder(folder: Path) -> None:
     raise InputError(f"output folder {folder} does not exist")
 
 
-def require_writable(target: Path) -> None:
+def require_writable(target: Path, output: Path | None = None) -> None:
     """``target`` (an existing folder) must accept a new entry: a probe folder is made and removed
     at once, so that a read-only filesystem, a pseudo-filesystem such as ``/proc`` or missing
-    permissions are found before any work, and each is named as such."""
+    permissions are found before any work, and each is named as such. ``output``: the path the
+    user asked for (named in the message; default ``target``)."""
+    out = output if output is not None else target
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".p2p-probe-", dir=target))
     except OSError as exc:
         if exc.errno == errno.EROFS:
-            raise InputError(f"cannot write to {target}: it is on a read-only filesystem") from None
+            raise InputError(f"cannot write {out}: {target} is on a read-only filesystem") from None
         if exc.errno in (errno.EACCES, errno.EPERM):
-            raise InputError(f"cannot write to {target}: permission denied") from None
-        raise InputError(f"cannot write to {target}: it does not take new folders "
+            raise InputError(f"cannot write {out}: permission denied") from None
+        raise InputError(f"cannot write {out}: {target} does not take new folders "
                          f"({exc.strerror or type(exc).__name__})") from None

@@ -64,6 +64,7 @@ def visible(
 ) -> None:
     """Estimate the visible terrain Z_V, its mask M_V, the camera and the view bound Z_max from one photo."""
     from pixels2peaks.perception.pipeline import OUTPUT_FILES, estimate_visible
+    from pixels2peaks.pipeline.outputs import write_visible
     from pixels2peaks.io.write import check_output_dir
 
     check_output_dir(out, overwrite)
@@ -79,7 +80,7 @@ def visible(
     source = read_image_argument(image)
     with stage_progress(quiet) as reporter:
         res = estimate_visible(source, opts, cache=cache, reporter=reporter)
-    res.save(out, overwrite=overwrite)
+    write_visible(out, res, overwrite=overwrite)
     r = res.report
     for kind, b in r["backends"].items():
         typer.echo(f"{kind}: {b['name']} ({b['reason']})", err=True)

@@ -52,6 +52,7 @@ from pixels2peaks.diffusion.sampling import (
 )
 from pixels2peaks.diffusion.tiling import SpotTiledDenoiser
 from pixels2peaks.errors import InputError
+from pixels2peaks.terrain.view_error import occluded_view_error, view_errors, visible_view_error
 
 __all__ = [
     "CompletionConfig",
@@ -173,27 +174,8 @@ class CompletionResult:
 # ----------------------------------------------------------------------------------------------
 # view metrics (paper §7.3)
 # ----------------------------------------------------------------------------------------------
-try:  # the project's definitions (pixels2peaks.evaluation.view_metrics)
-    from pixels2peaks.evaluation.view_metrics import occluded_view_error as ove
-    from pixels2peaks.evaluation.view_metrics import visible_view_error as vve
-except ImportError:  # pragma: no cover - only while that module is missing
-
-    def vve(z: np.ndarray, z_v: np.ndarray, m_v: np.ndarray) -> float:
-        """Visible View Error: mean over all cells of ``M_V |Z - Z_V|`` (metres)."""
-        d = np.where(m_v, np.abs(np.asarray(z, np.float64) - np.where(m_v, z_v, 0.0)), 0.0)
-        return float(d.mean())
-
-    def ove(z: np.ndarray, z_max: np.ndarray | None, m_v: np.ndarray) -> float:
-        """Occluded View Error: mean over all cells of ``(1 - M_V) max(Z - Z_max, 0)`` (metres)."""
-        if z_max is None:
-            return 0.0
-        zm = np.where(np.isfinite(z_max), z_max, np.inf)
-        return float(np.where(~m_v, np.maximum(np.asarray(z, np.float64) - zm, 0.0), 0.0).mean())
-
-
-def view_errors(z, z_v, m_v, z_max) -> dict[str, float]:
-    """``{"vve_m", "ove_m"}`` (paper §7.3; ``z_max=None`` = unbounded, OVE 0)."""
-    return {"vve_m": float(vve(z, z_v, m_v)), "ove_m": 0.0 if z_max is None else float(ove(z, z_max, m_v))}
+# VVE / OVE (paper §7.3): the one definition is pixels2peaks.terrain.view_error
+ove, vve = occluded_view_error, visible_view_error
 
 
 # ----------------------------------------------------------------------------------------------
@@ -468,9 +450,9 @@ def complete(
     from pixels2peaks.terrain.hydrology import mean_depression_depth
 
     z_cmp = block_mean(z_out, u) if u > 1 else z_out
-    metrics = {"mdd_m": float(mean_depression_depth(z_out)), **view_errors(z_cmp, z_v, m_v, zm)}
+    metrics = {"mdd_m": float(mean_depression_depth(z_out)), **view_errors(z_cmp, z_v, zm, m_v)}
     metrics["mdd_main_m"] = float(mean_depression_depth(z_main))
-    metrics.update({f"main_{k}": v for k, v in view_errors(z_main, z_v, m_v, zm).items()})
+    metrics.update({f"main_{k}": v for k, v in view_errors(z_main, z_v, zm, m_v).items()})
     metrics["known_max_abs_err_m"] = float(np.max(np.abs(z_cmp - z_v)[m_v]))
     if proj_change is not None:  # size of the final hard projection (occluded cells)
         metrics["final_projection_mean_abs_m"] = float(proj_change[~known_out].mean())

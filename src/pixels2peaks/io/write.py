@@ -397,7 +397,7 @@ def check_output_dir(outdir: str | Path, overwrite: bool) -> Path:
             raise InputError(f"{outdir} is not empty; pass --overwrite to replace its files")
     parent = outdir.parent if str(outdir.parent) else Path(".")
     require_folder(parent)
-    require_writable(outdir if outdir.exists() else parent)
+    require_writable(outdir if outdir.exists() else parent, outdir)
     return outdir
 
 

@@ -134,6 +134,8 @@ class VisibleResult:
     pointmap: world ``(x, y, z)`` per image pixel (float32 ``(h, w, 3)``, NaN where no point:
     sky, invalid geometry, DBSCAN noise); z_max: view bound (float32, ``+inf`` = unbounded);
     image: the RGB photo; stages: :class:`~pixels2peaks.cache.StageOutcome` per stage run.
+    Written to a folder by :func:`pixels2peaks.pipeline.outputs.write_visible` (the pipeline
+    layer, with the previews).
     """
 
     z: np.ndarray
@@ -147,13 +149,6 @@ class VisibleResult:
     z_max: np.ndarray | None = None
     image: np.ndarray | None = None
     stages: Mapping[str, StageOutcome] = field(default_factory=dict)
-
-    def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
-        """Write :data:`OUTPUT_FILES` into ``folder`` (new or empty unless ``overwrite``),
-        staged in a temporary sibling folder and renamed into place."""
-        from pixels2peaks.pipeline.outputs import write_visible
-
-        return write_visible(folder, self, overwrite=overwrite)
 
 
 # ----------------------------------------------------------------------------------------------
