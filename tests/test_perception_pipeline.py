@@ -210,3 +210,41 @@ def test_unavailable_requested_backend_fails_before_any_stage(monkeypatch):
         with pytest.raises(InputError, match=match):
             estimate_visible(img, VisibleOptions(**opts))
     assert ran == []
+
+
+def test_backend_stage_keys_follow_the_chosen_backends_modules(tmp_path, monkeypatch):
+    """The cache key of a backend stage is the source of the backend that runs (its
+    BackendSpec.modules): a change in another backend's module leaves it, one in its own changes it."""
+    import pixels2peaks.perception.pipeline as pp
+    from pixels2peaks.cache import code_fingerprint
+
+    seg = pp._backend_settings("segmentation", "builtin", {})
+    assert "pixels2peaks.perception.skyline" in seg["code_modules"]  # the hand-kept list missed it
+    geo = pp._backend_settings("geometry", "classical", {})
+    assert geo["code_modules"] == ["pixels2peaks.perception.builtin"]
+    assert geo["code"] == code_fingerprint(*pp._BACKEND_CODE, "pixels2peaks.perception.builtin")
+    auto = pp._backend_settings("geometry", "auto", {})
+    assert auto["code_modules"] == list(pp.choose("geometry", "auto", {})[0].modules)
+    # a module of its own, edited: the key changes; another backend's module, edited: it does not
+    import sys
+
+    mod = tmp_path / "p2p_fake_backend_mod.py"
+    mod.write_text("X = 1\n")
+    other = tmp_path / "p2p_other_backend_mod.py"
+    other.write_text("Y = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from pixels2peaks.perception.protocols import BackendSpec, register, unregister
+
+    register(BackendSpec("geometry", "fake", lambda o: None, lambda o: (True, ""), 1, ("p2p_fake_backend_mod",)))
+    try:
+        k1 = pp._backend_settings("geometry", "fake", {})["code"]
+        other.write_text("Y = 2\n")
+        code_fingerprint.cache_clear()  # fingerprints are cached per process (code is fixed there)
+        assert pp._backend_settings("geometry", "fake", {})["code"] == k1
+        mod.write_text("X = 2\n")
+        code_fingerprint.cache_clear()
+        assert pp._backend_settings("geometry", "fake", {})["code"] != k1
+    finally:
+        unregister("geometry", "fake")
+        sys.modules.pop("p2p_fake_backend_mod", None)
+        code_fingerprint.cache_clear()

@@ -167,16 +167,19 @@ def _builtin_priors(opts: Mapping[str, Any]):
 
 
 def register_defaults() -> None:
+    P = "pixels2peaks.perception."
+    moge, tb, builtin, depth, contours = (P + "moge_backend", P + "transformers_backends", P + "builtin",
+                                          P + "depth_net", P + "contours")
     for spec in (
-        BackendSpec("geometry", "moge", _moge_factory, _moge_available, 10),
-        BackendSpec("geometry", "depth_anything", _depth_factory, _depth_available, 20),
-        BackendSpec("geometry", "builtin", _builtin_geometry, _always, 100),
-        BackendSpec("geometry", "classical", _classical_geometry, _always, 110),
-        BackendSpec("geometry", "contours", _contour_geometry, _always, 105),
-        BackendSpec("segmentation", "grounded_sam", _gsam_factory, _gsam_available, 10),
-        BackendSpec("segmentation", "builtin", _builtin_segmentation, _always, 100),
-        BackendSpec("priors", "vlm", _vlm_factory, _vlm_available, 10),
-        BackendSpec("priors", "gemma", _gemma_factory, _gemma_available, 20),
-        BackendSpec("priors", "builtin", _builtin_priors, _always, 100),
+        BackendSpec("geometry", "moge", _moge_factory, _moge_available, 10, (moge,)),
+        BackendSpec("geometry", "depth_anything", _depth_factory, _depth_available, 20, (tb,)),
+        BackendSpec("geometry", "builtin", _builtin_geometry, _always, 100, (depth, builtin)),
+        BackendSpec("geometry", "classical", _classical_geometry, _always, 110, (builtin,)),
+        BackendSpec("geometry", "contours", _contour_geometry, _always, 105, (contours, depth, builtin)),
+        BackendSpec("segmentation", "grounded_sam", _gsam_factory, _gsam_available, 10, (tb,)),
+        BackendSpec("segmentation", "builtin", _builtin_segmentation, _always, 100, (builtin, P + "skyline")),
+        BackendSpec("priors", "vlm", _vlm_factory, _vlm_available, 10, (P + "vlm", builtin)),
+        BackendSpec("priors", "gemma", _gemma_factory, _gemma_available, 20, (P + "local_vlm", P + "vlm", builtin)),
+        BackendSpec("priors", "builtin", _builtin_priors, _always, 100, (builtin,)),
     ):
         register(spec, replace=True)

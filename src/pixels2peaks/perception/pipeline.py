@@ -51,7 +51,7 @@ from pixels2peaks.perception.geometry import (
     reconstruct,
 )
 from pixels2peaks.perception.image import LoadedImage, load_image
-from pixels2peaks.perception.protocols import Priors, registered, require_available, select
+from pixels2peaks.perception.protocols import Priors, choose, registered, require_available, select
 
 __all__ = [
     "VisibleOptions",
@@ -73,16 +73,11 @@ _STAGE_OPTIONS = {
     "geometry": ("moge_model", "depth_model", "fov_x_deg"),
     "priors": ("vlm_url", "vlm_model", "vlm_samples", "gemma_model", "fov_x_deg"),
 }
-#: modules whose source code computes each stage (a change invalidates its cache entries)
+#: modules every backend stage depends on; each backend adds its own (``BackendSpec.modules``)
+_BACKEND_CODE = ("pixels2peaks.perception.image", "pixels2peaks.perception._defaults",
+                 "pixels2peaks.perception.protocols")
+#: modules whose source code computes each later stage (a change invalidates its cache entries)
 _STAGE_CODE = {
-    "segmentation": ("pixels2peaks.perception.image", "pixels2peaks.perception.builtin",
-                     "pixels2peaks.perception.transformers_backends"),
-    "geometry": ("pixels2peaks.perception.image", "pixels2peaks.perception.builtin",
-                 "pixels2peaks.perception.depth_net", "pixels2peaks.perception.moge_backend",
-                 "pixels2peaks.perception.contours",
-                 "pixels2peaks.perception.transformers_backends"),
-    "priors": ("pixels2peaks.perception.image", "pixels2peaks.perception.builtin",
-               "pixels2peaks.perception.vlm", "pixels2peaks.perception.local_vlm"),
     "cleaning": ("pixels2peaks.perception.geometry",),
     "projection": ("pixels2peaks.perception.geometry", "pixels2peaks.perception.pipeline",
                    "pixels2peaks.camera.render"),
@@ -205,11 +200,13 @@ def _source(image: str | Path | bytes | np.ndarray | LoadedImage) -> _Source:
 def _backend_settings(kind: str, name: str, opts: Mapping[str, Any]) -> dict[str, Any]:
     """What a backend stage (``kind`` = segmentation / geometry / priors) depends on: the
     requested backend, for ``auto`` which backends are available (that decides the choice), the
-    relevant options and the code."""
+    relevant options and the code of the backend that will run (its ``BackendSpec.modules``)."""
+    spec, _ = choose(kind, name, opts)
     s: dict[str, Any] = {
         "backend": name,
         "options": {k: opts[k] for k in _STAGE_OPTIONS[kind] if opts.get(k) is not None},
-        "code": code_fingerprint(*_STAGE_CODE[kind]),
+        "code": code_fingerprint(*_BACKEND_CODE, *spec.modules),
+        "code_modules": list(spec.modules),
     }
     data = [hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in _STAGE_DATA.get(kind, ()) if p.is_file()]
     if data:

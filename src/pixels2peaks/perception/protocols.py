@@ -38,6 +38,7 @@ __all__ = [
     "registered",
     "backend_spec",
     "select",
+    "choose",
     "require_available",
     "module_available",
     "hf_weights_cached",
@@ -159,7 +160,9 @@ class BackendSpec:
 
     ``available(options)`` returns ``(ok, reason)`` without side effects or downloads (reason
     says what is missing, e.g. "moge not installed"); ``factory(options)`` builds the backend.
-    ``priority``: lower is preferred by ``auto``.
+    ``priority``: lower is preferred by ``auto``. ``modules``: the modules whose code computes
+    the backend's results; the stage cache keys its results by their source (a change there
+    invalidates them).
     """
 
     kind: str
@@ -167,6 +170,7 @@ class BackendSpec:
     factory: Callable[[Mapping[str, Any]], Any]
     available: Callable[[Mapping[str, Any]], tuple[bool, str]]
     priority: int = 100
+    modules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -225,25 +229,28 @@ def require_available(kind: str, name: str, options: Mapping[str, Any] | None = 
     return spec
 
 
-def select(kind: str, name: str = "auto", options: Mapping[str, Any] | None = None) -> Selection:
-    """Build the backend ``name`` of ``kind`` or, for ``"auto"``, the first available one.
-
-    An explicitly named backend that is unavailable raises :class:`InputError` with the reason.
-    ``auto`` records why every preferred backend was skipped.
-    """
+def choose(kind: str, name: str = "auto", options: Mapping[str, Any] | None = None) -> tuple[BackendSpec, str]:
+    """The spec :func:`select` would build and why, without building it (cheap: availability
+    checks only). An explicitly named backend that is unavailable raises :class:`InputError`
+    with the reason; ``auto`` records why every preferred backend was skipped."""
     opts: Mapping[str, Any] = options or {}
-    specs = registered(kind)
     if name != "auto":
-        spec = require_available(kind, name, opts)
-        return Selection(kind, name, spec.factory(opts), f"requested {name}")
+        return require_available(kind, name, opts), f"requested {name}"
     skipped: list[str] = []
-    for spec in specs:
+    for spec in registered(kind):
         ok, why = spec.available(opts)
         if ok:
-            reason = "; ".join([*skipped, f"using {spec.name}"])
-            return Selection(kind, spec.name, spec.factory(opts), reason)
+            return spec, "; ".join([*skipped, f"using {spec.name}"])
         skipped.append(why)
     raise InputError(f"no {kind} backend available: {'; '.join(skipped)}")
+
+
+def select(kind: str, name: str = "auto", options: Mapping[str, Any] | None = None) -> Selection:
+    """Build the backend ``name`` of ``kind`` or, for ``"auto"``, the first available one
+    (:func:`choose`)."""
+    opts: Mapping[str, Any] = options or {}
+    spec, reason = choose(kind, name, opts)
+    return Selection(kind, spec.name, spec.factory(opts), reason)
 
 
 # ----------------------------------------------------------------------------------------------
