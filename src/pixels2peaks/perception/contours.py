@@ -201,17 +201,12 @@ class ContourGeometry:
                     kept.append(r)
             crests.append(np.asarray(kept, np.int64))
         # crest distances from the cue a few rows below each crest, smoothed along each layer
-        dist = np.full((h, w), np.nan)
-        layer_id = np.full((h, w), -1, np.int64)
         crest_d: list[np.ndarray] = []
         for c in range(w):
             rows = crests[c]
             d = np.array([float(np.median(cue[r + 1 : min(h, r + 1 + o.step_px), c])) if r + 1 < h else float(cue[r, c])
                           for r in rows])
             crest_d.append(d)
-            for i, r in enumerate(rows):
-                layer_id[r, c] = i
-                dist[r, c] = d[i]
         crest_d = self._smooth_along_layers(crests, crest_d, w)
         depth_w = np.full((h, w), np.nan)
         for c in range(w):
