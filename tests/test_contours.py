@@ -70,3 +70,16 @@ def test_haze_orders_the_two_ridges():
     col = z[terrain[:, j], j]
     assert (np.diff(col[2:]) <= 1e-6).mean() > 0.95
     assert g.valid[terrain].all() and not g.valid[~terrain].any()
+
+
+def test_no_ridgeline_falls_back_with_one_warning():
+    """Fog (a uniform image): no internal contour -> one warning, one face per column, no crash."""
+    import warnings
+
+    fog = np.full((60, 80, 3), 200, np.uint8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        g = ContourGeometry(cue="haze").estimate(fog)
+    assert [str(w.message).count("\n") for w in caught] == [0]
+    assert "no internal ridgeline" in str(caught[0].message)
+    assert g.valid.all() and np.isfinite(g.points).all()

@@ -182,6 +182,11 @@ class ContourGeometry:
         rgbw = _resize(rgb8.astype(np.float64) / 255.0, (h, w), 1) if (h, w) != (H, W) else rgb8 / 255.0
         terr_w = _resize(terrain.astype(np.float64), (h, w), 1) > 0.5
         contours = occluding_contours(rgbw, terr_w, o)
+        if not contours.any():
+            import warnings
+
+            warnings.warn("contour geometry: no internal ridgeline found (fog, a flat or uniform image?); "
+                          "each column is one face below the skyline", stacklevel=2)
         cue = self._cue_distance(rgb8, rgbw, terr_w)
         f = focal_px(w, self.fov_x_deg)
         tan_phi = (h / 2.0 - (np.arange(h) + 0.5)) / f
