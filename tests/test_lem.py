@@ -65,7 +65,8 @@ def test_uplift_pattern_sets_where_ranges_stand():
 
 
 @pytest.mark.parametrize("bad", [dict(k_sp=0.0), dict(diffusivity_m2_yr=-1.0), dict(borders=("closed",) * 4),
-                                 dict(borders=("looped", "base", "base", "base")), dict(borders=("x",) * 4)])
+                                 dict(borders=("looped", "base", "base", "base")), dict(borders=("x",) * 4),
+                                 dict(min_steps=10, max_steps=5), dict(check_every=0)])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(InputError):
         LEMConfig(**bad)

@@ -87,7 +87,7 @@ class LEMConfig:
                 raise InputError(f"LEM {name} must be a positive finite number, got {v}")
         if not (math.isfinite(self.diffusivity_m2_yr) and self.diffusivity_m2_yr >= 0):
             raise InputError(f"LEM diffusivity_m2_yr must be >= 0, got {self.diffusivity_m2_yr}")
-        if not 1 <= self.check_every and 1 <= self.min_steps <= self.max_steps:
+        if not (1 <= self.check_every and 1 <= self.min_steps <= self.max_steps):
             raise InputError("LEM needs 1 <= check_every and 1 <= min_steps <= max_steps")
 
     def to_dict(self) -> dict[str, Any]:
