@@ -20,9 +20,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from pixels2peaks.cli import analyze, complete, evaluate, export, hydro, prior, render, run, visible
+    from pixels2peaks.cli import analyze, complete, evaluate, export, hydro, prior, render, run, ui, visible
 
-    for module in (analyze, hydro, prior, render, visible, complete, evaluate, export, run):
+    for module in (analyze, hydro, prior, render, visible, complete, evaluate, export, run, ui):
         module.register(app)
 
 

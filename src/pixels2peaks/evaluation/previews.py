@@ -5,8 +5,9 @@
 * :func:`overview_image`: the paper-style pulled-back 3D view: the result seen from behind and
   above the photo's camera, visible cells grey, generated cells tinted, the photo's camera as a
   red dot.
-* :func:`visible_preview`: photo with the reconstructed pixels tinted | top view of ``Z_V``
-  with the camera and its field of view.
+* :func:`perception_overlay`: the photo with the reconstructed pixels tinted, its skyline and
+  ridgelines; :func:`top_view`: ``Z_V`` from above with the camera and its field of view;
+  :func:`visible_preview`: the two side by side.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ __all__ = [
     "triptych",
     "overview_camera",
     "overview_image",
+    "perception_overlay",
+    "top_view",
     "visible_preview",
     "hstack",
     "hillshade_rgb",
@@ -222,23 +225,34 @@ def _line(img: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], col
     img[v[ok], u[ok]] = colour
 
 
-def visible_preview(
-    photo: np.ndarray, terrain: np.ndarray, pointmap: np.ndarray, z_v: np.ndarray, dx_m: float,
-    camera: Camera, height_px: int = 384,
+def perception_overlay(
+    photo: np.ndarray, terrain: np.ndarray, pointmap: np.ndarray, ridgelines: np.ndarray | None = None,
+    height_px: int = 384,
 ) -> np.ndarray:
-    """Photo with terrain pixels tinted (green: reconstructed point, red: terrain without a point,
-    e.g. DBSCAN noise) | top view of ``Z_V`` (hillshade over height colours, unseen cells dark)
-    with the camera (red) and its horizontal field of view."""
-    from pixels2peaks.terrain.attributes import hillshade
-
+    """The photo with terrain pixels tinted (green: reconstructed point, red: terrain without a
+    point, e.g. DBSCAN noise), the skyline (yellow) and, when given, the internal ridgelines
+    (bool ``(H, W)``, magenta), ``height_px`` high."""
     ph = np.asarray(photo, np.uint8)
     has_point = np.isfinite(np.asarray(pointmap)).all(axis=2)
-    left = ph.astype(np.float64)
-    left[has_point] = 0.6 * left[has_point] + 0.4 * np.array([60, 200, 90])
+    out = ph.astype(np.float64)
+    out[has_point] = 0.6 * out[has_point] + 0.4 * np.array([60, 200, 90])
     lost = np.asarray(terrain, bool) & ~has_point
-    left[lost] = 0.5 * left[lost] + 0.5 * np.array([230, 40, 40])
-    k = height_px / ph.shape[0]
-    left = _resize(left.astype(np.uint8), (max(1, round(ph.shape[1] * k)), height_px))
+    out[lost] = 0.5 * out[lost] + 0.5 * np.array([230, 40, 40])
+    size = (max(1, round(ph.shape[1] * height_px / ph.shape[0])), height_px)
+    out = _resize(out.astype(np.uint8), size).copy()
+    k = max(1, round(size[0] / 400))
+    down = max(1, math.ceil(ph.shape[0] / height_px))  # thicken first so a shrink keeps 1-px lines
+    for lines, colour in ((ridgelines, RENDER_RGB), (photo_skyline(np.asarray(terrain, bool)), SKYLINE_RGB)):
+        if lines is not None:
+            thin = _resize(_thicken(np.asarray(lines, bool), down - 1), size, nearest=True)
+            out[_thicken(thin, k - 1)] = colour
+    return out
+
+
+def top_view(z_v: np.ndarray, dx_m: float, camera: Camera, height_px: int = 384) -> np.ndarray:
+    """Top view of ``Z_V`` (hillshade over height colours, north up, unseen cells dark) with the
+    camera (red dot) and its horizontal field of view, ``height_px`` high."""
+    from pixels2peaks.terrain.attributes import hillshade
 
     zv = np.asarray(z_v, np.float64)
     seen = np.isfinite(zv)
@@ -259,7 +273,17 @@ def visible_preview(
         a = math.radians(camera.yaw_deg + off)
         _line(top, (cu, cv), (cu + reach * math.sin(a), cv - reach * math.cos(a)), (230, 30, 30))
     _dot(top, cu, cv, 4, (230, 30, 30))
-    return hstack([left, top])
+    return top
+
+
+def visible_preview(
+    photo: np.ndarray, terrain: np.ndarray, pointmap: np.ndarray, z_v: np.ndarray, dx_m: float,
+    camera: Camera, height_px: int = 384,
+) -> np.ndarray:
+    """:func:`perception_overlay` (without ridgelines) | :func:`top_view`: ``p2p visible``'s
+    ``preview.png``."""
+    return hstack([perception_overlay(photo, terrain, pointmap, None, height_px),
+                   top_view(z_v, dx_m, camera, height_px)])
 
 
 def hillshade_rgb(z, known, dx_m: float, z_factor: float = 1.0):

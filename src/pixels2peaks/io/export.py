@@ -70,6 +70,7 @@ __all__ = [
     "ExportOptions",
     "ExportResult",
     "export_heightmap",
+    "terrain_mesh",
     "output_paths",
     "default_output",
     "fill_nodata",
@@ -393,7 +394,10 @@ def _hillshade_image(z: np.ndarray, dx_m: float):
     return Image.fromarray(np.clip(np.rint(shade * 255.0), 0, 255).astype(np.uint8), mode="L").convert("RGB")
 
 
-def _trimesh(z: np.ndarray, dx_m: float, options: ExportOptions):
+def terrain_mesh(z: np.ndarray, dx_m: float, options: ExportOptions = ExportOptions(), texture=None):
+    """A ``trimesh.Trimesh`` of heightmap ``z`` (:func:`decimated_mesh`, converted to Y-up)
+    with ``texture`` (a PIL image over the whole grid, north up) or, for
+    ``options.texture == "hillshade"``, the hillshade as its texture."""
     import trimesh
 
     v, f = decimated_mesh(z, dx_m, options)
@@ -401,12 +405,15 @@ def _trimesh(z: np.ndarray, dx_m: float, options: ExportOptions):
     x0, y0 = 0.5 * dx_m, 0.5 * dx_m
     ex, ey = max((w - 1) * dx_m, dx_m), max((h - 1) * dx_m, dx_m)
     uv = np.stack([(v[:, 0] - x0) / ex, (v[:, 1] - y0) / ey], axis=1)
+    if texture is None and options.texture == "hillshade":
+        texture = _hillshade_image(z, dx_m)
     visual = None
-    if options.texture == "hillshade":
-        material = trimesh.visual.material.SimpleMaterial(image=_hillshade_image(z, dx_m))
+    if texture is not None:
+        # matte: glTF's default metallic factor (1) renders terrain black without an environment
+        material = trimesh.visual.material.PBRMaterial(baseColorTexture=texture, metallicFactor=0.0,
+                                                       roughnessFactor=1.0)
         visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
-    mesh = trimesh.Trimesh(z_up_to_y_up(v), f, visual=visual, process=False)
-    return mesh
+    return trimesh.Trimesh(z_up_to_y_up(v), f, visual=visual, process=False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -556,7 +563,7 @@ def _export_exr(z, dx_m, tmp, paths, options, **_) -> dict[str, Any]:
 
 
 def _export_mesh(z, dx_m, tmp, paths, options, target, **_) -> dict[str, Any]:
-    mesh = _trimesh(z, dx_m, options)
+    mesh = terrain_mesh(z, dx_m, options)
     if target == "glb":
         (tmp / paths[0].name).write_bytes(mesh.export(file_type="glb"))
     else:

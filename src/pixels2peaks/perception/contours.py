@@ -36,7 +36,7 @@ from pixels2peaks.errors import InputError
 from pixels2peaks.perception.builtin import dark_channel
 from pixels2peaks.perception.protocols import GeometryResult
 
-__all__ = ["ContourOptions", "occluding_contours", "face_depth", "ContourGeometry"]
+__all__ = ["ContourOptions", "working_image", "occluding_contours", "ridgelines", "face_depth", "ContourGeometry"]
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,29 @@ def occluding_contours(rgb: np.ndarray, terrain: np.ndarray, opts: ContourOption
     return keep[lab] & peak
 
 
+def working_image(rgb8: np.ndarray, terrain: np.ndarray, opts: ContourOptions = ContourOptions()
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The photo (float RGB in [0, 1]) and its terrain mask on the working grid: at most
+    ``opts.work_width_px`` pixels across, the aspect kept."""
+    H, W = rgb8.shape[:2]
+    w = min(W, opts.work_width_px)
+    h = max(8, round(H * w / W))
+    rgbw = _resize(rgb8.astype(np.float64) / 255.0, (h, w), 1) if (h, w) != (H, W) else rgb8 / 255.0
+    terr_w = _resize(np.asarray(terrain, np.float64), (h, w), 1) > 0.5
+    return rgbw, terr_w
+
+
+def ridgelines(rgb8: np.ndarray, terrain: np.ndarray, opts: ContourOptions = ContourOptions()) -> np.ndarray:
+    """Bool ``(H, W)``: the photo's internal occluding ridgelines (:func:`occluding_contours`
+    on the working grid, mapped back to the photo's pixels; the skyline is not included)."""
+    rgbw, terr_w = working_image(np.asarray(rgb8, np.uint8), terrain, opts)
+    c = occluding_contours(rgbw, terr_w, opts)
+    H, W = np.asarray(terrain).shape
+    rows = np.minimum((np.arange(H) + 0.5) * c.shape[0] / H, c.shape[0] - 1).astype(int)
+    cols = np.minimum((np.arange(W) + 0.5) * c.shape[1] / W, c.shape[1] - 1).astype(int)
+    return c[np.ix_(rows, cols)] & np.asarray(terrain, bool)
+
+
 def face_depth(tan_phi: np.ndarray, crest_row: np.ndarray, crest_dist: np.ndarray, tan_slope: float,
                tan_slope_min: float) -> np.ndarray:
     """Horizontal distance along one column of the layer faces (module doc, step 3).
@@ -177,10 +200,8 @@ class ContourGeometry:
         H, W = rgb8.shape[:2]
         terrain = np.ones((H, W), bool) if self.terrain is None else np.asarray(self.terrain, bool)
         o = self.options
-        w = min(W, o.work_width_px)
-        h = max(8, round(H * w / W))
-        rgbw = _resize(rgb8.astype(np.float64) / 255.0, (h, w), 1) if (h, w) != (H, W) else rgb8 / 255.0
-        terr_w = _resize(terrain.astype(np.float64), (h, w), 1) > 0.5
+        rgbw, terr_w = working_image(rgb8, terrain, o)
+        h, w = terr_w.shape
         contours = occluding_contours(rgbw, terr_w, o)
         if not contours.any():
             import warnings
