@@ -9,10 +9,14 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "pixels2peaks"
 
 #: package -> packages it must not import
 FORBIDDEN = {
-    "terrain": ("evaluation", "diffusion", "perception", "pipeline", "cli", "training", "camera"),
-    "diffusion": ("evaluation", "pipeline", "cli", "training", "perception"),
-    "perception": ("evaluation", "pipeline", "cli", "diffusion"),
-    "camera": ("evaluation", "pipeline", "cli", "diffusion", "perception", "training"),
+    "terrain": ("evaluation", "diffusion", "perception", "pipeline", "cli", "training", "camera", "studio"),
+    "diffusion": ("evaluation", "pipeline", "cli", "training", "perception", "studio"),
+    "perception": ("evaluation", "pipeline", "cli", "diffusion", "studio"),
+    "camera": ("evaluation", "pipeline", "cli", "diffusion", "perception", "training", "studio"),
+    "pipeline": ("cli", "studio"),
+    "io": ("cli", "studio", "pipeline"),
+    "evaluation": ("cli", "studio", "pipeline"),
+    "studio": ("cli",),
 }
 
 

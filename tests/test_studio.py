@@ -318,7 +318,8 @@ def test_downloads_only_come_from_job_folders(server, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("private")
     root = app.p2p_store.root
-    for path in (str(secret), "/etc/passwd", f"{root}/../{secret.name}", f"{root}/%2e%2e/etc/passwd"):
+    for path in (str(secret), "/etc/passwd", f"{root}/../{secret.name}", f"{root}/%2e%2e/etc/passwd",
+                 str(PHOTO.parents[1] / "README.md")):
         assert _get(f"{url}gradio_api/file={path}") in (403, 404)
 
 
