@@ -20,9 +20,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from pixels2peaks.cli import analyze, complete, evaluate, export, hydro, prior, render, run, ui, visible
+    from pixels2peaks.cli import analyze, batch, complete, evaluate, export, hydro, prior, render, run, ui, visible
 
-    for module in (analyze, hydro, prior, render, visible, complete, evaluate, export, run, ui):
+    for module in (analyze, hydro, prior, render, visible, complete, evaluate, export, run, batch, ui):
         module.register(app)
 
 

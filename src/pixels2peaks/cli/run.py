@@ -52,6 +52,27 @@ def _parse_dx(dx: str) -> float | None:
     return v
 
 
+def run_config(perception, *, size: Optional[int], dx: str, seed: int, steps: int, device: str,
+               weights: Optional[Path]):
+    """``p2p run``'s options -> :class:`~pixels2peaks.pipeline.run.RunConfig` (shared with
+    ``p2p batch``)."""
+    from pixels2peaks.diffusion.completion import CompletionConfig
+    from pixels2peaks.pipeline.run import RunConfig
+
+    dx_m = _parse_dx(dx)
+    if size is not None and dx_m is not None:
+        raise InputError("give --size or --dx M, not both (--dx fixes the cell size, the size follows)")
+    if device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"--device must be auto, cpu or cuda, got {device!r}")
+    return RunConfig(
+        size_cells=1024 if size is None else size,
+        dx_m=dx_m,
+        perception=perception,
+        completion=CompletionConfig(seed=seed, steps=steps, device=device),
+        weights=None if weights is None else str(weights),
+    )
+
+
 def _set_threads(threads: Optional[int]) -> None:
     if threads is None:
         return
@@ -132,30 +153,18 @@ def run_cmd(
     Writes OUTDIR/heightmap.tif (float32 m), heightmap.png (16-bit) + heightmap.json, visible_mask.png,
     camera.json, report.json, preview.png, hillshade.png, depressions.png, view3d.png (docs/formats.md).
     """
-    from pixels2peaks.diffusion.completion import CompletionConfig
     from pixels2peaks.io.write import check_output_dir
     from pixels2peaks.pipeline.outputs import write_run
-    from pixels2peaks.pipeline.run import RunConfig, run_photo
+    from pixels2peaks.pipeline.run import run_photo
 
     check_output_dir(out, overwrite)
-    dx_m = _parse_dx(dx)
-    if size is not None and dx_m is not None:
-        raise InputError("give --size or --dx M, not both (--dx fixes the cell size, the size follows)")
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"--device must be auto, cpu or cuda, got {device!r}")
     _set_threads(threads)
     popts = perception_options(
         geometry=geometry, segmentation=segmentation, priors=priors, vlm_url=vlm_url, vlm_model=vlm_model,
         vlm_timeout=vlm_timeout, fov=fov, slope=slope, z_min=z_min, z_max=z_max, pitch_step=pitch_step,
         elevation_range=elevation_range, pitch=pitch,
     )
-    config = RunConfig(
-        size_cells=1024 if size is None else size,
-        dx_m=dx_m,
-        perception=popts,
-        completion=CompletionConfig(seed=seed, steps=steps, device=device),
-        weights=None if weights is None else str(weights),
-    )
+    config = run_config(popts, size=size, dx=dx, seed=seed, steps=steps, device=device, weights=weights)
     cache = stage_cache(cache_dir, no_cache)
     try:
         source = read_image_argument(image)

@@ -10,6 +10,7 @@ there and polishing doubles it (as :func:`pixels2peaks.diffusion.completion.comp
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from pixels2peaks.errors import InputError, check_cell_size
 from pixels2peaks.perception.geometry import ReconstructOptions
 from pixels2peaks.perception.pipeline import VisibleOptions, VisibleResult, estimate_visible
 
-__all__ = ["RunConfig", "RunResult", "run_photo", "RUN_STAGES"]
+__all__ = ["RunConfig", "Overrides", "RunResult", "run_photo", "RUN_STAGES"]
 
 #: stages in order (the last two are timed by :func:`~pixels2peaks.pipeline.outputs.write_run`)
 RUN_STAGES = ("segmentation", "geometry", "priors", "cleaning", "projection", "zmax", "completion",
@@ -96,6 +97,61 @@ class RunConfig:
             "completion": self.completion.to_dict(),
             "weights": self.weights,
         }
+
+
+#: names of the :class:`Overrides` fields in messages
+_LABELS = {"pitch_deg": "Pitch (deg)", "fov_x_deg": "Horizontal FOV (deg)", "mean_slope_deg": "Mean slope (deg)"}
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """A user's values for one photo (the studio's fields, a ``p2p batch`` CSV row); ``None`` =
+    estimated (EXIF, a backend or the builtin default) or, for ``seed``, the run's seed."""
+
+    pitch_deg: float | None = None
+    fov_x_deg: float | None = None
+    mean_slope_deg: float | None = None
+    elevation_range_m: tuple[float, float] | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        def bad(what: str, value: Any, allowed: str) -> InputError:
+            return InputError(f"{what} must be {allowed}, got {value}")
+
+        for name, lo, hi, allowed in (("pitch_deg", -89.0, 89.0, "in [-89, 89] degrees"),
+                                      ("fov_x_deg", 0.0, 180.0, "in (0, 180) degrees"),
+                                      ("mean_slope_deg", 0.0, 89.0, "in (0, 89) degrees")):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            inclusive = name == "pitch_deg"
+            if not (math.isfinite(v) and (lo <= v <= hi if inclusive else lo < v < hi)):
+                raise bad(_LABELS[name], v, allowed)
+            object.__setattr__(self, name, float(v))
+        if self.elevation_range_m is not None:
+            lo, hi = (float(v) for v in self.elevation_range_m)
+            if not (math.isfinite(lo) and math.isfinite(hi) and abs(lo) <= 1e5 and abs(hi) <= 1e5):
+                raise bad("The elevation range", f"{lo:g} to {hi:g}", "finite metres within +-1e5")
+            if not hi > lo:
+                raise bad("The highest elevation", f"{hi:g} m", f"above the lowest ({lo:g} m)")
+            object.__setattr__(self, "elevation_range_m", (lo, hi))
+        if self.seed is not None and not (float(self.seed).is_integer() and 0 <= int(self.seed) < 2**32):
+            raise InputError(f"the seed must be an integer from 0 to 2^32 - 1, got {self.seed}")
+
+    def apply(self, run: RunConfig) -> RunConfig:
+        """``run`` with these values replacing the estimates (a given pitch skips the search)."""
+        p = run.perception
+        ro = p.reconstruct
+        if self.pitch_deg is not None:
+            ro = dataclasses.replace(ro, pitch_range_deg=(self.pitch_deg, self.pitch_deg))
+        p = dataclasses.replace(
+            p, reconstruct=ro,
+            fov_x_deg=self.fov_x_deg if self.fov_x_deg is not None else p.fov_x_deg,
+            mean_slope_deg=self.mean_slope_deg if self.mean_slope_deg is not None else p.mean_slope_deg,
+            elevation_range_m=self.elevation_range_m if self.elevation_range_m is not None else p.elevation_range_m,
+        )
+        c = run.completion if self.seed is None else dataclasses.replace(run.completion, seed=int(self.seed))
+        return dataclasses.replace(run, perception=p, completion=c)
 
 
 @dataclass(frozen=True)
@@ -180,7 +236,22 @@ def _model_source(weights: str | None, model: Any) -> tuple[dict[str, Any], Call
             raise InputError(f"prior {'weights' if p == wp else 'config'} not found: {p}")
     ident = {"weights": str(wp) if weights is not None else "shipped",
              "sha256": file_digest(wp), "config_sha256": file_digest(cp)}
-    return ident, (lambda: load_prior(wp)) if weights is not None else load_default_model
+    load = (lambda: load_prior(wp)) if weights is not None else load_default_model
+    return ident, _once_per_process(ident["sha256"] + ident["config_sha256"], load)
+
+
+#: the prior last loaded in this process, by file digests (a batch worker loads it once)
+_LOADED: dict[str, Any] = {}
+
+
+def _once_per_process(digest: str, load: Callable[[], Any]) -> Callable[[], Any]:
+    def get() -> Any:
+        if digest not in _LOADED:
+            _LOADED.clear()  # one prior in memory at a time
+            _LOADED[digest] = load()
+        return _LOADED[digest]
+
+    return get
 
 
 def _device(name: str) -> str:

@@ -27,7 +27,7 @@ import numpy as np
 
 from pixels2peaks.cache import StageCache, StageReporter
 from pixels2peaks.errors import InputError
-from pixels2peaks.pipeline.run import RUN_STAGES, RunConfig
+from pixels2peaks.pipeline.run import RUN_STAGES, Overrides, RunConfig
 from pixels2peaks.studio.jobs import Job, JobStore
 
 __all__ = [
@@ -71,52 +71,6 @@ class StudioConfig:
             raise InputError(f"--max-jobs must be from 1 to 64, got {self.max_jobs}")
         if self.mesh_cells < 8:
             raise InputError(f"mesh_cells must be >= 8, got {self.mesh_cells}")
-
-
-@dataclass(frozen=True)
-class Overrides:
-    """The user's values; ``None`` = estimated (EXIF, a backend or the builtin default)."""
-
-    pitch_deg: float | None = None
-    fov_x_deg: float | None = None
-    mean_slope_deg: float | None = None
-    elevation_range_m: tuple[float, float] | None = None
-
-    def __post_init__(self) -> None:
-        def bad(what: str, value: Any, allowed: str) -> InputError:
-            return InputError(f"{what} must be {allowed}, got {value}")
-
-        for name, lo, hi, allowed in (("pitch_deg", -89.0, 89.0, "in [-89, 89] degrees"),
-                                      ("fov_x_deg", 0.0, 180.0, "in (0, 180) degrees"),
-                                      ("mean_slope_deg", 0.0, 89.0, "in (0, 89) degrees")):
-            v = getattr(self, name)
-            if v is None:
-                continue
-            inclusive = name == "pitch_deg"
-            if not (math.isfinite(v) and (lo <= v <= hi if inclusive else lo < v < hi)):
-                raise bad(FIELDS[name], v, allowed)
-            object.__setattr__(self, name, float(v))
-        if self.elevation_range_m is not None:
-            lo, hi = (float(v) for v in self.elevation_range_m)
-            if not (math.isfinite(lo) and math.isfinite(hi) and abs(lo) <= 1e5 and abs(hi) <= 1e5):
-                raise bad("The elevation range", f"{lo:g} to {hi:g}", "finite metres within +-1e5")
-            if not hi > lo:
-                raise bad("The highest elevation", f"{hi:g} m", f"above the lowest ({lo:g} m)")
-            object.__setattr__(self, "elevation_range_m", (lo, hi))
-
-    def apply(self, run: RunConfig) -> RunConfig:
-        """``run`` with these values replacing the estimates (a given pitch skips the search)."""
-        p = run.perception
-        ro = p.reconstruct
-        if self.pitch_deg is not None:
-            ro = dataclasses.replace(ro, pitch_range_deg=(self.pitch_deg, self.pitch_deg))
-        p = dataclasses.replace(
-            p, reconstruct=ro,
-            fov_x_deg=self.fov_x_deg if self.fov_x_deg is not None else p.fov_x_deg,
-            mean_slope_deg=self.mean_slope_deg if self.mean_slope_deg is not None else p.mean_slope_deg,
-            elevation_range_m=self.elevation_range_m if self.elevation_range_m is not None else p.elevation_range_m,
-        )
-        return dataclasses.replace(run, perception=p)
 
 
 @dataclass(frozen=True)
