@@ -167,9 +167,11 @@ def finished(folder: Path, expected: str) -> dict[str, Any] | None:
     return report if got == expected else None
 
 
-def _stale_staging(outdir: Path, name: str) -> list[Path]:
-    """Staging folders ``write_run`` left for ``name`` when its process was killed."""
-    return [p for p in outdir.glob(f".{glob.escape(name)}.*.tmp") if p.is_dir()]
+def _remove_staging(outdir: Path, name: str) -> None:
+    """Remove the staging folders ``write_run`` left for ``name`` when its process was killed."""
+    for p in outdir.glob(f".{glob.escape(name)}.*.tmp"):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -199,6 +201,7 @@ def run_item(item: BatchItem, config: RunConfig, outdir: str | Path, cache_dir: 
 
         torch.set_num_threads(threads)
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        _remove_staging(Path(outdir), item.name)  # an earlier attempt's, killed with its worker
         cfg = item.overrides.apply(config)
         sha = file_digest(item.photo)
         result = run_photo(item.photo, cfg, cache=StageCache(None if cache_dir is None else Path(cache_dir)))
@@ -275,8 +278,7 @@ def run_batch(items: Sequence[BatchItem], config: RunConfig, outdir: str | Path,
     rows: list[dict[str, Any]] = []
     pending: dict[Any, int] = {}
     for item in items:
-        for stale in _stale_staging(outdir, item.name):
-            shutil.rmtree(stale, ignore_errors=True)
+        _remove_staging(outdir, item.name)
         try:
             sha = file_digest(item.photo)
         except OSError as exc:
@@ -313,5 +315,8 @@ def run_batch(items: Sequence[BatchItem], config: RunConfig, outdir: str | Path,
         left = [f for f in pending if not f.done()]
         if left:
             client.cancel(left)
+        for r in rows:  # what a killed final attempt left (a pending photo's writer may still run)
+            if r["status"] != "pending":
+                _remove_staging(outdir, r["name"])
         write_manifest(outdir, rows, {**meta, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     return rows
