@@ -44,7 +44,8 @@ def peak_rss_mb() -> float:
 
 
 def run(workers: int, items, config, tmp: Path) -> dict:
-    from pixels2peaks.pipeline.batch import open_client, run_batch
+    from pixels2peaks.cluster import open_client
+    from pixels2peaks.pipeline.batch import run_batch
 
     out = tmp / f"out{workers}"
     with open_client(workers=workers) as client:

@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from pixels2peaks.cli.main import app
 from pixels2peaks.diffusion.model import PriorConfig, TerrainPrior, save_prior
 from pixels2peaks.errors import InputError
-from pixels2peaks.pipeline.batch import collect, open_client, run_batch
+from pixels2peaks.cluster import open_client
+from pixels2peaks.pipeline.batch import collect, run_batch
 from pixels2peaks.pipeline.run import Overrides
 from test_perception_builtin import synthetic_photo
 from test_run import CLI_FAST
@@ -213,3 +214,57 @@ def test_bad_batch_options_are_one_line_errors(files, tmp_path):
                       ([str(files["photos"]), "-o", str(tmp_path / "no" / "deeper")], "does not exist")):
         r = _batch(args)
         assert r.exit_code == 2 and msg in r.output, r.output
+
+
+def _shards(folder: Path) -> dict[str, dict[str, np.ndarray]]:
+    out = {}
+    for f in sorted(folder.glob("*/*.npz")):
+        with np.load(f) as d:
+            out[f.relative_to(folder).as_posix()] = {k: d[k] for k in d.files}
+    return out
+
+
+def test_dataset_build_on_the_cluster_equals_the_serial_build(tmp_path):
+    """Raster files (one broken, one too small) and simulated LEM tiles, curated on a
+    LocalCluster of 2 processes: the same shards, tile for tile, and the same manifest."""
+    from pixels2peaks.terrain.lem import LEMConfig
+    from pixels2peaks.training.dataset import CurationConfig, build_dataset
+    from pixels2peaks.training.lem_data import LEMDataConfig
+    from pixels2peaks.training.synthetic import fractal, mountain
+    from test_dataset_curation import _write
+
+    src = tmp_path / "dems"
+    src.mkdir()
+    for i, n in enumerate((192, 160, 176)):
+        _write(src / f"m{i}.tif", fractal(n, 3 + i, 2500.0))
+    _write(src / "small.tif", mountain(20, 5))
+    (src / "broken.tif").write_bytes(b"not a tiff")
+    cfg = CurationConfig(tile_cells=64, stride_cells=32, dx_levels_m=(30.0, 60.0), shard_tiles=7)
+    lem = LEMDataConfig(train_per_dx=2, val_per_dx=1, lem=LEMConfig(max_steps=150))
+    serial = build_dataset([str(src), "lem"], tmp_path / "serial", cfg, lem=lem)
+    with open_client(workers=2) as client:
+        parallel = build_dataset([str(src), "lem"], tmp_path / "cluster", cfg, lem=lem, client=client)
+    assert parallel == serial
+    assert serial["n_train"] > 10 and serial["counts"]["lem"] and serial["skipped_inputs"]
+    a, b = _shards(tmp_path / "serial"), _shards(tmp_path / "cluster")
+    assert a.keys() == b.keys() and len(a) > 3
+    for name in a:
+        for k in ("z", "dx_m", "prov"):
+            assert np.array_equal(a[name][k], b[name][k]), (name, k)
+
+
+def test_dataset_build_cli_on_two_workers(tmp_path):
+    from test_dataset_curation import _write
+    from pixels2peaks.training.synthetic import fractal
+
+    src = tmp_path / "dems"
+    src.mkdir()
+    _write(src / "m.tif", fractal(160, 3, 2500.0))
+    r = CliRunner().invoke(app, ["dataset", "build", str(src), "-o", str(tmp_path / "ds"), "--tile", "64",
+                                 "--stride", "32", "--dx", "30", "--workers", "2"])
+    assert r.exit_code == 0, r.output
+    assert "worker(s) at tcp://127.0.0.1" in r.output
+    assert json.loads((tmp_path / "ds" / "manifest.json").read_text())["n_train"] > 0
+    r = CliRunner().invoke(app, ["dataset", "build", str(src), "-o", str(tmp_path / "ds2"), "--workers", "2",
+                                 "--scheduler", "tcp://127.0.0.1:1"])
+    assert r.exit_code == 2 and "not both" in r.output

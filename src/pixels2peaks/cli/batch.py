@@ -84,7 +84,8 @@ def batch(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pixels2peaks.paths import require_writable
-    from pixels2peaks.pipeline.batch import collect, open_client, run_batch
+    from pixels2peaks.cluster import open_client
+    from pixels2peaks.pipeline.batch import collect, run_batch
 
     if workers is not None and scheduler is not None:
         raise InputError("give --workers N (a local cluster) or --scheduler ADDRESS, not both")

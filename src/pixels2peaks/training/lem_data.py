@@ -38,7 +38,7 @@ from pixels2peaks.errors import InputError
 from pixels2peaks.terrain.lem import LEMConfig, steady_state
 from pixels2peaks.terrain.noise import fbm
 
-__all__ = ["LEMDataConfig", "lem_tile", "lem_tiles"]
+__all__ = ["LEMDataConfig", "lem_tile", "lem_one", "lem_tiles"]
 
 #: Median std(z)/dx of the 128^2 centre crops of the real training tiles, per dx (prior v2 table,
 #: docs/model-card.md "Height normalization").
@@ -158,25 +158,29 @@ def lem_tile(tile_cells: int, dx_m: float, uplift: np.ndarray, cfg: LEMDataConfi
     return z.astype(np.float32), prov
 
 
+def lem_one(tile_cells: int, level: int, dx: float, k: int, cfg: LEMDataConfig, globe: np.ndarray | None,
+            val_box_rows_cols: tuple[int, int, int, int] | None) -> tuple[np.ndarray, float, str, dict[str, Any]]:
+    """Tile ``k`` of dx level ``level`` (``dx`` metres): ``(z, dx_m, split, prov)``, from its own
+    seed ``(cfg.seed, level, k)`` alone (a build can run its tiles anywhere, in any order)."""
+    n = int(math.ceil(tile_cells * cfg.sim_margin))
+    split = "train" if k < cfg.train_per_dx else "val"
+    rng = np.random.default_rng([cfg.seed, level, k])
+    uplift, kind = None, "fbm"
+    if globe is not None and val_box_rows_cols is not None and rng.random() < cfg.globe_share:
+        uplift = globe_uplift(n, globe, split, cfg, rng, val_box_rows_cols)
+        kind = "globe"
+    if uplift is None:
+        uplift, kind = random_uplift(n, cfg, rng), "fbm"
+    z, prov = lem_tile(tile_cells, dx, uplift, cfg, rng)
+    prov.update({"uplift": kind, "seed": [cfg.seed, level, k]})
+    return z, dx, split, prov
+
+
 def lem_tiles(tile_cells: int, dx_levels_m: tuple[float, ...], cfg: LEMDataConfig,
               globe: np.ndarray | None, val_box_rows_cols: tuple[int, int, int, int] | None
               ) -> Iterator[tuple[np.ndarray, float, str, dict[str, Any]]]:
-    """``(z, dx_m, split, prov)`` for ``train_per_dx`` + ``val_per_dx`` tiles at every dx.
-
-    Each tile has its own seed ``(cfg.seed, dx index, tile index)``, so a build is reproducible
-    and any tile can be regenerated alone.
-    """
-    n = int(math.ceil(tile_cells * cfg.sim_margin))
+    """``(z, dx_m, split, prov)`` for ``train_per_dx`` + ``val_per_dx`` tiles at every dx
+    (:func:`lem_one` in order)."""
     for li, dx in enumerate(dx_levels_m):
         for k in range(cfg.train_per_dx + cfg.val_per_dx):
-            split = "train" if k < cfg.train_per_dx else "val"
-            rng = np.random.default_rng([cfg.seed, li, k])
-            uplift, kind = None, "fbm"
-            if globe is not None and val_box_rows_cols is not None and rng.random() < cfg.globe_share:
-                uplift = globe_uplift(n, globe, split, cfg, rng, val_box_rows_cols)
-                kind = "globe"
-            if uplift is None:
-                uplift, kind = random_uplift(n, cfg, rng), "fbm"
-            z, prov = lem_tile(tile_cells, dx, uplift, cfg, rng)
-            prov.update({"uplift": kind, "seed": [cfg.seed, li, k]})
-            yield z, dx, split, prov
+            yield lem_one(tile_cells, li, dx, k, cfg, globe, val_box_rows_cols)
