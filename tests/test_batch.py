@@ -268,3 +268,38 @@ def test_dataset_build_cli_on_two_workers(tmp_path):
     r = CliRunner().invoke(app, ["dataset", "build", str(src), "-o", str(tmp_path / "ds2"), "--workers", "2",
                                  "--scheduler", "tcp://127.0.0.1:1"])
     assert r.exit_code == 2 and "not both" in r.output
+
+
+def test_ctrl_c_keeps_finished_photos_and_leaves_no_half_written_folder(files, tmp_path):
+    out = tmp_path / "out"
+    for i in range(3, 6):  # three more photos, so that some are still to do at Ctrl-C
+        img, _ = synthetic_photo(96, 128, seed=i)
+        Image.fromarray(img).save(tmp_path / f"q{i}.png")
+    cmd = [str(Path(sys.executable).parent / "p2p"), "batch", str(files["photos"]), str(tmp_path / "q*.png"),
+           "-o", str(out), "--workers", "1", *_flags(files, tmp_path / "cache")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.strip().startswith("done "):
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    text = "".join(lines) + rest
+    assert proc.returncode == 130, text
+    assert "interrupted" in text
+    rows = _rows(out)
+    done = [n for n, r in rows.items() if r["status"] == "done"]
+    assert done and any(r["status"] == "pending" for r in rows.values())
+    for n in done:
+        assert (out / n / "report.json").is_file() and (out / n / "heightmap.tif").is_file()
+    for n, r in rows.items():  # every folder there is complete; none half-written
+        if (out / n).exists():
+            assert (out / n / "report.json").is_file(), n
+    assert not list(out.glob(".*.tmp"))
+    # and the next run goes on from there
+    r = _batch(cmd[2:])
+    assert r.exit_code == 0, r.output
+    rows = _rows(out)
+    assert all(rows[n]["status"] == "skipped" for n in done)
+    assert all(r["status"] in ("done", "skipped") for r in rows.values())

@@ -8,6 +8,7 @@ uses a running one. Code: ``pixels2peaks.pipeline.batch``. Registered in
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Optional
 
@@ -85,7 +86,7 @@ def batch(
 
     from pixels2peaks.paths import require_writable
     from pixels2peaks.cluster import open_client
-    from pixels2peaks.pipeline.batch import collect, run_batch
+    from pixels2peaks.pipeline.batch import collect, remove_staging, run_batch
 
     if workers is not None and scheduler is not None:
         raise InputError("give --workers N (a local cluster) or --scheduler ADDRESS, not both")
@@ -108,6 +109,7 @@ def batch(
     cache = _cache_dir(cache_dir, no_cache)
     err = Console(stderr=True, quiet=quiet)
     counts = {"done": 0, "skipped": 0, "failed": 0}
+    interrupted = False
     with open_client(workers, scheduler) as client:
         err.print(f"Dask: {len(client.scheduler_info().get('workers', {}))} worker(s) at "
                   f"{client.scheduler.address}, dashboard {client.dashboard_link}")
@@ -125,10 +127,14 @@ def batch(
             try:
                 rows = run_batch(items, config, out, client, cache_dir=cache, on_row=on_row)
             except KeyboardInterrupt:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut the clean-up
                 progress.stop()
-                typer.echo(f"interrupted: finished photos are in {out}, the rest are 'pending' in "
-                           f"{out / 'batch.json'}; run again to go on", err=True)
-                raise typer.Exit(EXIT_INTERRUPTED) from None
+                interrupted = True
+    if interrupted:  # the cluster is closed: no writer is left, so no staging folder either
+        remove_staging(out, [it.name for it in items])
+        typer.echo(f"interrupted: finished photos are in {out}, the rest are 'pending' in "
+                   f"{out / 'batch.json'}; run again to go on", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
     failed = [r for r in rows if r["status"] == "failed"]
     typer.echo(f"{counts['done']} done, {counts['skipped']} skipped, {len(failed)} failed -> {out} "
                f"(batch.json, batch.csv)")

@@ -31,7 +31,7 @@ from pixels2peaks.errors import InputError
 from pixels2peaks.pipeline.run import Overrides, RunConfig
 
 __all__ = ["BatchItem", "collect", "input_hash", "finished", "run_item", "run_batch",
-           "write_manifest", "MANIFEST_FILES", "ROW_FIELDS", "CSV_COLUMNS"]
+           "write_manifest", "remove_staging", "MANIFEST_FILES", "ROW_FIELDS", "CSV_COLUMNS"]
 
 MANIFEST_FILES = ("batch.json", "batch.csv")
 #: one manifest row per photo
@@ -162,6 +162,12 @@ def finished(folder: Path, expected: str) -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return report if got == expected else None
+
+
+def remove_staging(outdir: Path, names: Sequence[str]) -> None:
+    """After the cluster is closed (Ctrl-C): remove every staging folder of ``names``."""
+    for name in names:
+        _remove_staging(Path(outdir), name)
 
 
 def _remove_staging(outdir: Path, name: str) -> None:
