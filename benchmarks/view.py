@@ -32,8 +32,32 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from perception import synthetic_photos, true_mean_slope, zv_errors  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "view.json"
-VARIANTS = (("builtin", {}), ("contours/depth_net", {"contour_cue": "depth_net"}),
-            ("contours/haze", {"contour_cue": "haze"}))
+#: (name, backend options, ReconstructOptions changes); the first word of the name is the backend
+VARIANTS = (("builtin", {}, {}), ("builtin/mesh", {}, {"surface": "mesh"}),
+            ("contours/depth_net", {"contour_cue": "depth_net"}, {}),
+            ("contours/haze", {"contour_cue": "haze"}, {}))
+
+
+def _inner_slopes(z: np.ndarray, dx: float, seen: np.ndarray) -> np.ndarray:
+    """Slopes (deg) of seen cells whose 4 neighbours are seen (off the border)."""
+    from pixels2peaks.terrain.attributes import slope
+
+    s = slope(np.where(seen, z, 0.0), dx)
+    inner = seen.copy()
+    inner[1:-1, 1:-1] &= seen[:-2, 1:-1] & seen[2:, 1:-1] & seen[1:-1, :-2] & seen[1:-1, 2:]
+    inner[[0, -1], :] = False
+    inner[:, [0, -1]] = False
+    return np.asarray(s)[inner]
+
+
+def slope_w1(z: np.ndarray, dx: float, seen: np.ndarray, z_true: np.ndarray, dx_true: float,
+             seen_true: np.ndarray) -> float:
+    """Wasserstein-1 distance (deg) between the slopes of the visible cells and the true
+    terrain's slopes on its own seen cells (acceptance (c))."""
+    from scipy.stats import wasserstein_distance
+
+    a, b = _inner_slopes(z, dx, seen), _inner_slopes(z_true, dx_true, seen_true)
+    return float(wasserstein_distance(a, b)) if a.size and b.size else float("nan")
 
 
 def wall_share(z: np.ndarray, dx: float, seen: np.ndarray, deg: float = 60.0) -> float:
@@ -63,10 +87,10 @@ def main(argv: list[str] | None = None) -> None:
         slope = true_mean_slope(z, dx, res.visible_mask)
         row = {"photo": label, "pitch_true_deg": cam.pitch_deg, "true_wall_share": wall_share(z, dx, res.visible_mask),
                "variants": {}}
-        for name, bopts in VARIANTS:
+        for name, bopts, ro_changes in VARIANTS:
             geo = name.split("/")[0]
             for pitch_mode in ("searched", "true"):
-                ro = ReconstructOptions()
+                ro = ReconstructOptions(**ro_changes)
                 if pitch_mode == "true":
                     p = round(cam.pitch_deg * 2) / 2
                     ro = replace(ro, pitch_range_deg=(p, p))
@@ -77,13 +101,16 @@ def main(argv: list[str] | None = None) -> None:
                 row["variants"][f"{name} pitch {pitch_mode}"] = {
                     "pitch_error_deg": abs(vr.camera.pitch_deg - cam.pitch_deg),
                     "per_seen_cell_m": e["mean_abs_per_seen_cell_m"], "flat_m": e["flat_baseline_per_seen_cell_m"],
-                    "wall_share": wall_share(vr.z, vr.dx_m, vr.mask), "seconds": round(time.perf_counter() - t0, 2)}
+                    "wall_share": wall_share(vr.z, vr.dx_m, vr.mask),
+                    "slope_w1_deg": slope_w1(vr.z, vr.dx_m, vr.mask, z, dx, res.visible_mask),
+                    "seen_cells": int(vr.mask.sum()), "seconds": round(time.perf_counter() - t0, 2)}
         rows.append(row)
         print(label, {k: (round(v["per_seen_cell_m"]), round(v["wall_share"], 3), round(v["pitch_error_deg"], 1))
                       for k, v in row["variants"].items()}, flush=True)
     keys = list(rows[0]["variants"]) if rows else []
     summary = {k: {m: float(np.nanmedian([r["variants"][k][m] for r in rows]))
-                   for m in ("pitch_error_deg", "per_seen_cell_m", "flat_m", "wall_share", "seconds")} for k in keys}
+                   for m in ("pitch_error_deg", "per_seen_cell_m", "flat_m", "wall_share", "slope_w1_deg", "seen_cells",
+                             "seconds")} for k in keys}
     summary["true terrain"] = {"wall_share": float(np.nanmedian([r["true_wall_share"] for r in rows]))} if rows else {}
     out = {"format": "pixels2peaks-bench-view/0", "date": time.strftime("%Y-%m-%d"), "n_photos": len(rows),
            "summary_medians": summary, "rows": rows, "wall_s": round(time.perf_counter() - t_all, 1)}

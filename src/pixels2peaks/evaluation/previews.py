@@ -1,7 +1,8 @@
 """Preview images of a reconstruction (``p2p run`` / ``p2p visible``): uint8 RGB arrays.
 
 * :func:`triptych`: photo | render of the result from the estimated camera | overlay of the
-  silhouettes (photo skyline yellow, the render's skyline and occluding contours magenta).
+  silhouettes (photo skyline yellow, photo ridgelines cyan, the render's skyline and occluding
+  contours magenta).
 * :func:`overview_image`: the paper-style pulled-back 3D view: the result seen from behind and
   above the photo's camera, visible cells grey, generated cells tinted, the photo's camera as a
   red dot.
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 SKYLINE_RGB = (255, 220, 0)
+RIDGE_RGB = (0, 230, 255)
 RENDER_RGB = (255, 0, 200)
 GREY_RGB = np.array([0.78, 0.78, 0.78])
 TINT_RGB = np.array([0.93, 0.62, 0.36])
@@ -126,17 +128,24 @@ def render_view(z: np.ndarray, dx_m: float, camera: Camera, width_px: int) -> tu
 
 
 def triptych(
-    photo: np.ndarray, terrain: np.ndarray, z: np.ndarray, dx_m: float, camera: Camera, width_px: int = 512
+    photo: np.ndarray, terrain: np.ndarray, z: np.ndarray, dx_m: float, camera: Camera, width_px: int = 512,
+    ridgelines: np.ndarray | None = None,
 ) -> np.ndarray:
     """Photo | render of ``z`` from ``camera`` | silhouettes over the dimmed photo (yellow: the
-    photo's skyline, magenta: the render's skyline and occluding contours)."""
+    photo's skyline, cyan: the photo's internal ridgelines when given, bool ``(H, W)``;
+    magenta: the render's skyline and occluding contours), so a kept view shows the photo's
+    lines on the render's."""
     rgb, hit, depth = render_view(z, dx_m, camera, width_px)
     size = (rgb.shape[1], rgb.shape[0])
     ph = _resize(np.asarray(photo, np.uint8), size)
     sky = _resize(np.asarray(terrain, bool), size)
     k = max(1, round(size[0] / 400))
+    down = max(1, math.ceil(np.asarray(terrain).shape[0] / size[1]))
     over = (0.45 * ph + 0.25 * 255).astype(np.uint8)
     over[_thicken(silhouettes(hit, depth), k - 1)] = RENDER_RGB
+    if ridgelines is not None:
+        lines = _resize(_thicken(np.asarray(ridgelines, bool), down - 1), size, nearest=True)
+        over[_thicken(lines, k - 1)] = RIDGE_RGB
     over[_thicken(photo_skyline(sky), k - 1)] = SKYLINE_RGB
     return hstack([ph, rgb, over])
 

@@ -461,6 +461,15 @@ class ReconstructOptions:
     target_cells: int = 1024
     max_cells: int = 8192
     include_camera: bool = True
+    #: ``Z_V`` from the points one by one (``"points"``) or from the pointmap meshed in image
+    #: space, cut at ridgelines and depth jumps over ``max_jump`` (``"mesh"``,
+    #: :mod:`pixels2peaks.perception.surface`)
+    surface: Literal["points", "mesh"] = "points"
+    max_jump: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.surface not in ("points", "mesh"):
+            raise InputError(f"surface must be 'points' or 'mesh', got {self.surface!r}")
 
 
 def reconstruct(

@@ -80,7 +80,8 @@ _BACKEND_CODE = ("pixels2peaks.perception.image", "pixels2peaks.perception._defa
 _STAGE_CODE = {
     "cleaning": ("pixels2peaks.perception.geometry",),
     "projection": ("pixels2peaks.perception.geometry", "pixels2peaks.perception.pipeline",
-                   "pixels2peaks.camera.render"),
+                   "pixels2peaks.camera.render", "pixels2peaks.perception.surface",
+                   "pixels2peaks.perception.contours"),
     "zmax": ("pixels2peaks.camera.viewbound", "pixels2peaks.camera._raycast"),
 }
 #: data files a stage's results depend on besides code (the depth net's card holds its slope gain)
@@ -275,9 +276,11 @@ def square_extent(
 
 
 def _projection(points: np.ndarray, keep: np.ndarray, fov_x_deg: float, priors: Priors,
-                options: ReconstructOptions, extent: Extent, slope_gain: float) -> dict[str, Any]:
+                options: ReconstructOptions, extent: Extent, slope_gain: float,
+                rgb: np.ndarray, terrain: np.ndarray) -> dict[str, Any]:
     """Pitch search (Eq. 1, the slope prior corrected by the geometry's ``slope_gain``), scale
-    fit and projection (§4.2) of the kept points."""
+    fit and projection (§4.2) of the kept points: one cell per point, or the pointmap meshed
+    and cut at the photo's ridgelines (``options.surface``)."""
     vh = reconstruct(points, keep, fov_x_deg, priors.mean_slope_deg, priors.elevation_range_m,
                      dataclasses.replace(options, clean=None), slope_gain=slope_gain)
     cam, shape, dx = vh.camera, vh.z.shape, vh.dx_m
@@ -286,7 +289,13 @@ def _projection(points: np.ndarray, keep: np.ndarray, fov_x_deg: float, priors: 
     if extent == "square":
         world, cam, shape = square_extent(world, cam, shape, dx)
     pm = world.astype(np.float32)
-    zv, mv = project_pointmap(pm, shape, dx)
+    if options.surface == "mesh":
+        from pixels2peaks.perception.contours import ridgelines
+        from pixels2peaks.perception.surface import mesh_heightmap
+
+        zv, mv = mesh_heightmap(pm, shape, dx, cam.position_m, ridgelines(rgb, terrain), options.max_jump)
+    else:
+        zv, mv = project_pointmap(pm, shape, dx)
     ps = vh.pitch
     return {
         "pointmap": pm, "z": zv, "mask": mv, "dx_m": dx, "camera": cam.to_dict(),
@@ -382,7 +391,7 @@ def estimate_visible(
          "slope_gain": gain, "code": code_fingerprint(*_STAGE_CODE["projection"])},
         [stages["geometry"].key, stages["cleaning"].key],
         lambda: _projection(geo["points"], cln["keep"], geo["fov_x_deg"], priors, ro, options.extent,
-                            gain),
+                            gain, src.rgb, terrain),
     )
     camera = Camera.from_dict(proj["camera"])
     zmx = run("zmax", {"max_width_px": ZMAX_MAX_WIDTH_PX, "code": code_fingerprint(*_STAGE_CODE["zmax"])},

@@ -113,6 +113,7 @@ def write_run(outdir: str | Path, result, *, overwrite: bool = False,
     from pixels2peaks.evaluation.previews import depressions_image, hillshade_rgb
     from pixels2peaks.evaluation.previews import overview_image, triptych
     from pixels2peaks.io import write_geotiff, write_png16
+    from pixels2peaks.perception.contours import ridgelines
     from pixels2peaks.terrain.hydrology import depression_depth
 
     rep = reporter or NullReporter()
@@ -121,7 +122,8 @@ def write_run(outdir: str | Path, result, *, overwrite: bool = False,
     z, dx, cam, vis = result.z, result.dx_m, result.camera, result.visible
     with staged_folder(outdir, overwrite) as tmp:
         with _timed(rep, "previews", seconds):
-            _png(tmp / "preview.png", triptych(vis.image, vis.terrain_mask, z, dx, cam))
+            lines = ridgelines(vis.image, vis.terrain_mask)
+            _png(tmp / "preview.png", triptych(vis.image, vis.terrain_mask, z, dx, cam, ridgelines=lines))
             _png(tmp / "hillshade.png", np.clip(hillshade_rgb(z, result.known, dx), 0, 1) * 255)
             depressions_image(z, depression_depth(z), dx).save(tmp / "depressions.png", format="PNG")
             _png(tmp / "view3d.png", overview_image(z, dx, result.known, cam))
