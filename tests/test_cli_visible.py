@@ -41,12 +41,20 @@ def test_visible_writes_the_synth_contract(photo, tmp_path):
     assert cam.dx_m == pytest.approx(zv.dx_m) and max(zv.shape) == 48
     assert (cam.width, cam.height) == (128, 96)
     mask = np.asarray(Image.open(out / "visible_mask.png")) == 255
-    # re-projecting pointmap.npy reproduces visible.tif and visible_mask.png bit for bit
+    # meshing pointmap.npy (cut at the photo's ridgelines) reproduces visible.tif and
+    # visible_mask.png bit for bit; every cell a point falls in is seen
+    from pixels2peaks.perception.contours import ridgelines
+    from pixels2peaks.perception.surface import mesh_heightmap
+
     pm = np.load(out / "pointmap.npy")
     assert pm.shape == (96, 128, 3) and pm.dtype == np.float32
-    z2, m2 = project_pointmap(pm, zv.shape, zv.dx_m)
+    image = np.asarray(Image.open(out / "image.png").convert("RGB"))
+    terrain_px = np.asarray(Image.open(out / "terrain_mask.png")) == 255
+    z2, m2 = mesh_heightmap(pm, zv.shape, zv.dx_m, cam.position_m, ridgelines(image, terrain_px))
     assert np.array_equal(m2, mask) and np.array_equal(np.isnan(zv.z), ~mask)
     assert np.array_equal(z2[mask], zv.z[mask])
+    _, m_points = project_pointmap(pm, zv.shape, zv.dx_m)
+    assert (m_points <= mask).all() and mask.sum() >= m_points.sum()
     # zmax.tif = view_bound(Z_V) (NaN = unbounded), Z_V on the seen cells
     zmax = read_dem(out / "zmax.tif", nan="nodata").z
     ref = view_bound(np.where(mask, zv.z, np.nan), zv.dx_m, cam)

@@ -464,7 +464,7 @@ class ReconstructOptions:
     #: ``Z_V`` from the points one by one (``"points"``) or from the pointmap meshed in image
     #: space, cut at ridgelines and depth jumps over ``max_jump`` (``"mesh"``,
     #: :mod:`pixels2peaks.perception.surface`)
-    surface: Literal["points", "mesh"] = "points"
+    surface: Literal["points", "mesh"] = "mesh"
     max_jump: float = 3.0
 
     def __post_init__(self) -> None:
