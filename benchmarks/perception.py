@@ -361,7 +361,7 @@ def part_synth(n: int, size: tuple[int, int], depth_weights: Path) -> list[dict]
         terrain = SkySegmentation().segment(rgb)
         row["segmentation_s"] = round(time.perf_counter() - t0, 2)
         row["terrain_iou"] = float((terrain & hit).sum() / max((terrain | hit).sum(), 1))
-        builtin_prior = DefaultPriors(fov_x_deg=cam.fov_x_deg, terrain=terrain).estimate(rgb).mean_slope_deg
+        builtin_prior = DefaultPriors(fov_x_deg=cam.fov_x_deg).estimate(rgb, terrain).mean_slope_deg
         pc_true = cam.world_to_camera(res.render.pointmap.astype(np.float64))
         geos = [("gt-geometry", pc_true, hit, 1.0)]
         opts = {"fov_x_deg": cam.fov_x_deg, "terrain": terrain, "depth_weights": depth_weights}
@@ -369,7 +369,7 @@ def part_synth(n: int, size: tuple[int, int], depth_weights: Path) -> list[dict]
         gb = b.backend.estimate(rgb)
         geos.append(("builtin", gb.points, gb.valid & terrain, gb.slope_gain))
         if "learned" in gb.source:
-            gc = ClassicalGeometry(fov_x_deg=cam.fov_x_deg, terrain=terrain).estimate(rgb)
+            gc = ClassicalGeometry(fov_x_deg=cam.fov_x_deg).estimate(rgb, terrain)
             geos.append(("classical", gc.points, gc.valid & terrain, gc.slope_gain))
         for gname, pts, valid, gain in geos:
             if gname != "gt-geometry":

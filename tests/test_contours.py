@@ -63,7 +63,7 @@ def test_haze_orders_the_two_ridges():
     """Through the backend: the hazier upper ridge is farther than the clear lower one, and the
     depth falls from each crest down to the next contour (no constant-depth walls)."""
     img, terrain, near_top = _two_ridges()
-    g = ContourGeometry(fov_x_deg=60.0, terrain=terrain, cue="haze").estimate((img * 255).astype(np.uint8))
+    g = ContourGeometry(fov_x_deg=60.0, cue="haze").estimate((img * 255).astype(np.uint8), terrain)
     z = g.points[..., 2]
     j = 100
     assert z[near_top[j] - 3, j] > z[near_top[j] + 3, j]

@@ -62,7 +62,7 @@ def test_sky_mask_connected_to_top_only():
 def test_classical_geometry_depth_increases_upwards():
     img, _ = synthetic_photo()
     terrain = SkySegmentation().segment(img)
-    g = ClassicalGeometry(fov_x_deg=50.0, terrain=terrain).estimate(img)
+    g = ClassicalGeometry(fov_x_deg=50.0).estimate(img, terrain)
     assert isinstance(ClassicalGeometry(), GeometryBackend)
     assert g.points.shape == img.shape and g.points.dtype == np.float32
     assert g.fov_x_deg == 50.0 and np.array_equal(g.valid, terrain)
@@ -84,7 +84,7 @@ def test_dark_channel_bounds():
 def test_default_priors_record_sources():
     img, _ = synthetic_photo()
     terrain = SkySegmentation().segment(img)
-    p = DefaultPriors(terrain=terrain).estimate(img)
+    p = DefaultPriors().estimate(img, terrain)
     assert isinstance(DefaultPriors(), PriorsBackend)
     assert p.mean_slope_deg == 25.0
     assert 200.0 <= p.relief_m <= 3000.0 and p.elevation_range_m[0] == 1000.0
@@ -278,7 +278,7 @@ def test_depth_net_save_load_and_backend(tmp_path, one_torch_thread):
     assert ld.shape == sky.shape == (40, 50) and np.isfinite(ld).all() and (0 <= sky).all() and (sky <= 1).all()
     terrain = np.zeros((40, 50), bool)
     terrain[20:] = True
-    g = LearnedGeometry(fov_x_deg=50.0, terrain=terrain, weights=stem).estimate(img)
+    g = LearnedGeometry(fov_x_deg=50.0, weights=stem).estimate(img, terrain)
     assert isinstance(LearnedGeometry(), GeometryBackend)
     assert g.points.shape == (40, 50, 3) and np.array_equal(g.valid, terrain) and g.fov_x_deg == 50.0
     assert np.allclose(np.linalg.norm(g.points, axis=2), np.exp(ld - np.median(ld)), rtol=1e-5)

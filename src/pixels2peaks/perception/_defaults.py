@@ -137,20 +137,20 @@ def _builtin_geometry(opts: Mapping[str, Any]):
 
     stem = opts.get("depth_weights") or DEFAULT_WEIGHTS
     if weights_available(stem):
-        return LearnedGeometry(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), terrain=opts.get("terrain"), weights=stem)
+        return LearnedGeometry(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), weights=stem)
     return _classical_geometry(opts)
 
 
 def _classical_geometry(opts: Mapping[str, Any]):
     from pixels2peaks.perception.builtin import ClassicalGeometry
 
-    return ClassicalGeometry(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), terrain=opts.get("terrain"))
+    return ClassicalGeometry(fov_x_deg=float(opts.get("fov_x_deg") or 60.0))
 
 
 def _contour_geometry(opts: Mapping[str, Any]):
     from pixels2peaks.perception.contours import ContourGeometry
 
-    return ContourGeometry(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), terrain=opts.get("terrain"),
+    return ContourGeometry(fov_x_deg=float(opts.get("fov_x_deg") or 60.0),
                            cue=str(opts.get("contour_cue") or "depth_net"))
 
 
@@ -163,7 +163,7 @@ def _builtin_segmentation(opts: Mapping[str, Any]):
 def _builtin_priors(opts: Mapping[str, Any]):
     from pixels2peaks.perception.builtin import DefaultPriors
 
-    return DefaultPriors(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), terrain=opts.get("terrain"))
+    return DefaultPriors(fov_x_deg=float(opts.get("fov_x_deg") or 60.0))
 
 
 def register_defaults() -> None:

@@ -141,12 +141,11 @@ class ClassicalGeometry:
     """
 
     fov_x_deg: float = 60.0
-    terrain: np.ndarray | None = None
     min_angle_deg: float = 1.0
     haze_omega: float = 0.95
     name: str = "builtin"
 
-    def estimate(self, image: np.ndarray) -> GeometryResult:
+    def estimate(self, image: np.ndarray, terrain: np.ndarray | None = None) -> GeometryResult:
         rgb = _check_rgb(image)
         h, w = rgb.shape[:2]
         f = focal_px(w, self.fov_x_deg)
@@ -154,14 +153,14 @@ class ClassicalGeometry:
         below = np.maximum(v, f * math.tan(math.radians(self.min_angle_deg)))
         z_ground = np.broadcast_to((f / below)[:, None], (h, w))  # camera height 1
         dc = dark_channel(rgb)
-        sky = ~self.terrain if self.terrain is not None else np.ones((h, w), bool)
+        sky = ~np.asarray(terrain, bool) if terrain is not None else np.ones((h, w), bool)
         pool = dc[sky] if sky.any() else dc.ravel()
         thr = np.quantile(pool, 0.999)
         a_light = max(float(rgb.reshape(-1, 3)[(dc >= thr).ravel() & sky.ravel()].mean())
                       if (sky & (dc >= thr)).any() else float(rgb.max()), 1e-3)
         t = np.clip(1.0 - self.haze_omega * np.minimum(dc / a_light, 1.0), 0.05, 1.0)
         haze = -np.log(t)  # proportional to distance (unknown scattering coefficient)
-        terr = self.terrain if self.terrain is not None else np.ones((h, w), bool)
+        terr = np.asarray(terrain, bool) if terrain is not None else np.ones((h, w), bool)
         zg_med = float(np.median(z_ground[terr])) if terr.any() else 1.0
         hz_med = float(np.median(haze[terr])) if terr.any() else 1.0
         z_haze = np.maximum(haze, 1e-3) * (zg_med / max(hz_med, 1e-3))
@@ -183,7 +182,6 @@ class ClassicalGeometry:
 class DefaultPriors:
     """Builtin priors (see the module docstring).
 
-    terrain: optional terrain mask; its angular height sets the relief.
     fov_x_deg: horizontal FOV, to convert pixels to angles.
     """
 
@@ -192,16 +190,15 @@ class DefaultPriors:
     distance_m: float = 5000.0
     relief_bounds_m: tuple[float, float] = (200.0, 3000.0)
     fov_x_deg: float = 60.0
-    terrain: np.ndarray | None = None
     name: str = "builtin"
 
-    def estimate(self, image: np.ndarray) -> Priors:
+    def estimate(self, image: np.ndarray, terrain: np.ndarray | None = None) -> Priors:
         a = np.asarray(image)
         if a.ndim < 2:
             raise InputError(f"expected an image, got shape {a.shape}")
         h, w = a.shape[:2]
         f = focal_px(w, self.fov_x_deg)
-        terr = self.terrain if self.terrain is not None else None
+        terr = None if terrain is None else np.asarray(terrain, bool)
         if terr is not None and terr.any():
             rows = np.flatnonzero(terr.any(axis=1))
             top, bottom = rows[0], rows[-1] + 1

@@ -168,7 +168,6 @@ class ContourGeometry:
     """
 
     fov_x_deg: float = 60.0
-    terrain: np.ndarray | None = None
     cue: str = "depth_net"
     options: ContourOptions = field(default_factory=ContourOptions)
     name: str = "contours"
@@ -191,14 +190,14 @@ class ContourGeometry:
         t = np.clip(1.0 - o.haze_omega * np.minimum(dark / max(a, 1e-3), 1.0), 0.02, 1.0)
         return np.maximum(-np.log(t), 1e-3)
 
-    def estimate(self, image: np.ndarray) -> GeometryResult:
+    def estimate(self, image: np.ndarray, terrain: np.ndarray | None = None) -> GeometryResult:
         rgb8 = np.asarray(image)
         if rgb8.ndim != 3 or rgb8.shape[2] != 3:
             raise InputError(f"expected an (H, W, 3) RGB image, got shape {rgb8.shape}")
         if rgb8.dtype != np.uint8:
             rgb8 = (np.clip(rgb8, 0, 1) * 255 + 0.5).astype(np.uint8)
         H, W = rgb8.shape[:2]
-        terrain = np.ones((H, W), bool) if self.terrain is None else np.asarray(self.terrain, bool)
+        terrain = np.ones((H, W), bool) if terrain is None else np.asarray(terrain, bool)
         o = self.options
         rgbw, terr_w = working_image(rgb8, terrain, o)
         h, w = terr_w.shape

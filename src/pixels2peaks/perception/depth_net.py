@@ -223,16 +223,15 @@ class LearnedGeometry:
     ``python -m pixels2peaks.training.perception_depth calibrate``; 1 if absent)."""
 
     fov_x_deg: float = 60.0
-    terrain: np.ndarray | None = None
     weights: str | Path = DEFAULT_WEIGHTS
     name: str = "builtin"
 
-    def estimate(self, image: np.ndarray) -> GeometryResult:
+    def estimate(self, image: np.ndarray, terrain: np.ndarray | None = None) -> GeometryResult:
         net, card = load_depth_net(self.weights)
         ld, _ = predict_log_depth(image, net)
         d = np.exp(ld - float(np.median(ld)))
         pts = ray_pointmap(d, self.fov_x_deg)
-        valid = self.terrain.copy() if self.terrain is not None else np.ones(d.shape, bool)
+        valid = np.array(terrain, bool) if terrain is not None else np.ones(d.shape, bool)
         gain = float(card.get("slope_gain", {}).get("value", 1.0))
         return GeometryResult(pts, self.fov_x_deg, valid, source="builtin: learned depth net "
                               f"({card.get('parameters', '?')} parameters, slope gain {gain:.3g})",

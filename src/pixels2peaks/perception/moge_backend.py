@@ -80,7 +80,7 @@ class MoGeGeometry:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return cls(model.to(device).eval(), fov_x_deg=fov_x_deg, **kw)
 
-    def estimate(self, image: np.ndarray) -> GeometryResult:
+    def estimate(self, image: np.ndarray, terrain: np.ndarray | None = None) -> GeometryResult:
         import torch
 
         from pixels2peaks.perception.transformers_backends import _rgb01

@@ -70,7 +70,7 @@ Extent = Literal["points", "square"]
 #: backend options each stage depends on (the rest, e.g. timeouts, do not change results)
 _STAGE_OPTIONS = {
     "segmentation": ("dino_model", "sam_model"),
-    "geometry": ("moge_model", "depth_model", "fov_x_deg"),
+    "geometry": ("moge_model", "depth_model", "depth_weights", "contour_cue", "fov_x_deg"),
     "priors": ("vlm_url", "vlm_model", "vlm_samples", "gemma_model", "fov_x_deg"),
 }
 #: modules every backend stage depends on; each backend adds its own (``BackendSpec.modules``)
@@ -227,9 +227,10 @@ def _segmentation(src: _Source, name: str, opts: Mapping[str, Any]) -> dict[str,
     return {"terrain": terrain, "backend": sel.name, "reason": sel.reason}
 
 
-def _geometry(src: _Source, name: str, opts: Mapping[str, Any], fov: float | None) -> dict[str, Any]:
+def _geometry(src: _Source, name: str, opts: Mapping[str, Any], fov: float | None,
+              terrain: np.ndarray) -> dict[str, Any]:
     sel = select("geometry", name, opts)
-    g = sel.backend.estimate(src.rgb)
+    g = sel.backend.estimate(src.rgb, terrain)
     fov_used = float(fov) if fov is not None else g.fov_x_deg
     points = g.points
     if fov is not None and abs(g.fov_x_deg - fov) > 1e-9:
@@ -241,9 +242,9 @@ def _geometry(src: _Source, name: str, opts: Mapping[str, Any], fov: float | Non
             "source": g.source, "slope_gain": g.slope_gain, "backend": sel.name, "reason": sel.reason}
 
 
-def _priors(src: _Source, name: str, opts: Mapping[str, Any]) -> dict[str, Any]:
+def _priors(src: _Source, name: str, opts: Mapping[str, Any], terrain: np.ndarray) -> dict[str, Any]:
     sel = select("priors", name, opts)
-    p = sel.backend.estimate(src.rgb)
+    p = sel.backend.estimate(src.rgb, terrain)
     return {"mean_slope_deg": p.mean_slope_deg, "elevation_range_m": list(p.elevation_range_m),
             "sources": dict(p.sources), "backend": sel.name, "reason": sel.reason}
 
@@ -369,14 +370,13 @@ def estimate_visible(
     seg = run("segmentation", _backend_settings("segmentation", options.segmentation, opts),
               [src.digest], lambda: _segmentation(src, options.segmentation, opts))
     terrain = seg["terrain"]
-    opts["terrain"] = terrain  # builtin geometry and priors use the terrain mask
     seg_up = [src.digest, stages["segmentation"].key]
     geo = run("geometry", _backend_settings("geometry", options.geometry, opts), seg_up,
-              lambda: _geometry(src, options.geometry, opts, fov))
+              lambda: _geometry(src, options.geometry, opts, fov, terrain))
     pri = None
     if options.mean_slope_deg is None or options.elevation_range_m is None:
         pri = run("priors", _backend_settings("priors", options.priors, opts), seg_up,
-                  lambda: _priors(src, options.priors, opts))
+                  lambda: _priors(src, options.priors, opts, terrain))
     priors = _resolved_priors(options, pri)
     ro = options.reconstruct
     valid = geo["valid"] & terrain

@@ -126,8 +126,9 @@ class Priors:
 class GeometryBackend(Protocol):
     name: str
 
-    def estimate(self, image: np.ndarray) -> GeometryResult:
-        """``(H, W, 3)`` uint8 RGB -> camera-frame pointmap, FOV and validity."""
+    def estimate(self, image: np.ndarray, terrain: np.ndarray | None = None) -> GeometryResult:
+        """``(H, W, 3)`` uint8 RGB and its terrain mask (bool ``(H, W)``, the segmentation's;
+        ``None`` = all terrain) -> camera-frame pointmap, FOV and validity."""
         ...
 
 
@@ -144,8 +145,8 @@ class SegmentationBackend(Protocol):
 class PriorsBackend(Protocol):
     name: str
 
-    def estimate(self, image: np.ndarray) -> Priors:
-        """``(H, W, 3)`` uint8 RGB -> :class:`Priors`."""
+    def estimate(self, image: np.ndarray, terrain: np.ndarray | None = None) -> Priors:
+        """``(H, W, 3)`` uint8 RGB and its terrain mask (``None`` = unknown) -> :class:`Priors`."""
         ...
 
 

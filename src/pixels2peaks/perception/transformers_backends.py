@@ -120,7 +120,7 @@ class DepthAnythingGeometry:
         d = (pred - lo) / (hi - lo) if hi > lo else np.ones_like(pred)
         return (1.0 / (d + self.disparity_shift)).astype(np.float32)
 
-    def estimate(self, image: np.ndarray) -> GeometryResult:
+    def estimate(self, image: np.ndarray, terrain: np.ndarray | None = None) -> GeometryResult:
         z = self.depth(image)
         fov = float(self.fov_x_deg or 60.0)
         pts = pinhole_pointmap(z, fov)

@@ -383,7 +383,7 @@ class VLMPriors:
     name: str = "vlm"
     answers: list[str] = field(default_factory=list)
 
-    def estimate(self, image: np.ndarray) -> Priors:
+    def estimate(self, image: np.ndarray, terrain: np.ndarray | None = None) -> Priors:
         url = encode_image(image, self.max_side)
         temp = self.temperature if self.samples_per_prompt > 1 else 0.0
         self.answers = []
@@ -403,9 +403,9 @@ class VLMPriors:
             if self.fallback == "builtin":
                 from pixels2peaks.perception.builtin import DefaultPriors
 
-                fb = DefaultPriors().estimate(np.asarray(image))
+                fb = DefaultPriors().estimate(np.asarray(image), terrain)
             else:
-                fb = self.fallback.estimate(np.asarray(image))
+                fb = self.fallback.estimate(np.asarray(image), terrain)
         sources = {}
         if agg.mean_slope_deg is not None:
             slope = agg.mean_slope_deg
