@@ -71,12 +71,12 @@ def test_learned_geometry_reports_the_cards_slope_gain(tmp_path, one_torch_threa
     save_depth_net(DepthNet(DepthNetConfig(width=32, height=16, channels=(4, 6, 8))).eval(), stem,
                    {"net": {"width": 32, "height": 16, "channels": [4, 6, 8]}, "parameters": 1})
     img = np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)
-    assert LearnedGeometry(50.0, None, stem).estimate(img).slope_gain == 1.0  # no calibration yet
+    assert LearnedGeometry(50.0, weights=stem).estimate(img).slope_gain == 1.0  # no calibration yet
     write_slope_gain(stem, {"value": 0.7, "iqr": [0.6, 0.8], "photos": 3, "per_photo": []}, "test")
     card = json.loads(stem.with_suffix(".json").read_text())
     assert card["slope_gain"]["value"] == 0.7 and card["slope_gain"]["source"] == "test"
     assert card["net"]["channels"] == [4, 6, 8]  # the rest of the card is kept
-    g = LearnedGeometry(50.0, None, stem).estimate(img)  # the rewritten card is read again
+    g = LearnedGeometry(50.0, weights=stem).estimate(img)  # the rewritten card is read again
     assert g.slope_gain == 0.7 and "slope gain 0.7" in g.source
     with pytest.raises(InputError):
         write_slope_gain(tmp_path / "missing", {"value": 1.0}, "test")
@@ -89,7 +89,7 @@ class _Flattening:
     def __init__(self, truth: dict, flatten: float):
         self.truth, self.flatten = truth, flatten
 
-    def estimate(self, image: np.ndarray) -> GeometryResult:
+    def estimate(self, image: np.ndarray, terrain=None) -> GeometryResult:
         cam, pm, hit = self.truth["camera"], self.truth["pointmap"], self.truth["hit"]
         p = pm.astype(np.float64) - np.asarray(cam.position_m)
         p[..., 2] *= self.flatten
@@ -114,7 +114,7 @@ def test_measure_slope_gain_recovers_a_known_flattening(monkeypatch):
     z = fractal(96, 3, relief_m=1500.0)
     cfg = CalibrationConfig(photos=4, camera=RandomCameraRanges(width=96, height=72, agl_cells=(0.3, 2.0), candidates=6),
                             min_slope_deg=1.0)
-    runs = {f: measure_slope_gain([(z, 30.0)], np.array([1.0]), lambda fov, terrain, f=f: _Flattening(truth, f), cfg,
+    runs = {f: measure_slope_gain([(z, 30.0)], np.array([1.0]), lambda fov, f=f: _Flattening(truth, f), cfg,
                                   progress=False) for f in (1.0, 0.5)}
     assert runs[1.0]["photos"] == 4 and len(runs[1.0]["per_photo"]) == 4
     # same seed, same photos; the true pointmap's gain is ~1 (the search's grid slope of a small

@@ -22,6 +22,10 @@ Choices (not fixed by the paper):
   than the scene declares a ``slope_gain`` ``g`` (``tan s_points ~ g tan s_true``, measured on
   renders of training DEMs); the search then matches ``atan(g tan s_prior)``
   (:func:`pointmap_slope_deg`), so the prior stays a statement about the real terrain.
+* **Pitch refinement**: Eq. 1's grid argmin jumps between candidates where ``s(theta)`` is flat
+  (re-saving the bundled photo as JPEG moved the pitch by 1 deg and dx by 12 %); the curve is
+  smoothed and the pitch interpolated between candidates, or taken at the fitted bottom of the U
+  where the prior is below the whole curve (:func:`_refined_pitch`).
 * **Pitch branch**: the slope-vs-pitch curve is U-shaped, so a prior slope is matched by two
   pitches; by default only pitches at or above the curve's minimum count (the terrain rises away
   from the camera on average, as seen terrain does): ``branch="rising"``.
@@ -326,14 +330,58 @@ def search_pitch(
     slopes = np.where(counts >= min_cells, slopes, np.nan)
     if not np.isfinite(slopes).any():
         raise InputError("pitch search failed: the point cloud covers too few heightmap cells")
-    err = np.where(np.isfinite(slopes), np.abs(slopes - target_slope_deg), np.inf)
-    if branch == "rising":
-        err[: int(np.nanargmin(slopes))] = np.inf
-    elif branch != "any":
+    if branch not in ("rising", "any"):
         raise InputError(f"unknown pitch branch {branch!r}; choose rising or any")
-    best = np.flatnonzero(err == err.min())
-    i = best[np.argmin(np.abs(cands[best]))]
-    return PitchSearch(float(cands[i]), cands, slopes, float(target_slope_deg), float(step_deg))
+    pitch = _refined_pitch(cands, slopes, float(target_slope_deg), branch)
+    return PitchSearch(pitch, cands, slopes, float(target_slope_deg), float(step_deg))
+
+
+def _smooth(v: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing of a 1D curve with NaN gaps (normalised by the finite weights)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    ok = np.isfinite(v)
+    num = gaussian_filter1d(np.where(ok, v, 0.0), sigma, mode="nearest")
+    den = gaussian_filter1d(ok.astype(float), sigma, mode="nearest")
+    return np.where(ok, num / np.maximum(den, 1e-12), np.nan)
+
+
+def _refined_pitch(cands: np.ndarray, slopes: np.ndarray, target: float, branch: PitchBranch) -> float:
+    """Eq. 1's ``argmin |s_i - s_prior|``, made a continuous function of the points (our choice):
+    the curve ``s(theta)`` is smoothed over ~1 deg; the pitch is then the linear-interpolated
+    crossing of the target on the chosen branch, or, where the target lies below the whole
+    curve (the argmin would be the flat bottom of the U, where noise decides), the vertex of a
+    parabola fitted to the bottom. A single candidate is returned as it is."""
+    if cands.size == 1:
+        return float(cands[0])
+    step = float(cands[1] - cands[0])
+    s = _smooth(slopes, max(1.0, 0.5 / step))
+    i_min = int(np.nanargmin(s))
+    lo = i_min if branch == "rising" else 0
+    d = s - target
+    best = None
+    for i in range(lo, cands.size - 1):  # crossings: sign changes of d between finite neighbours
+        a, b = d[i], d[i + 1]
+        if not (np.isfinite(a) and np.isfinite(b)) or a * b > 0 or (a == 0 and b == 0):
+            continue
+        t = 0.0 if a == b else a / (a - b)
+        th = float(cands[i] + t * step)
+        if best is None or abs(th) < abs(best):  # two crossings ("any"): the smaller |theta|
+            best = th
+        if branch == "rising":
+            break
+    if best is not None:
+        return best
+    finite = np.flatnonzero(np.isfinite(s))
+    if np.nanmin(s) >= target:  # the target is below the curve: the bottom of the U
+        near = finite[np.abs(finite - i_min) <= max(2, round(3.0 / step))]
+        if near.size >= 3:
+            c2, c1, _ = np.polyfit(cands[near], s[near], 2)
+            if c2 > 0:
+                return float(np.clip(-c1 / (2.0 * c2), cands[near].min(), cands[near].max()))
+        return float(cands[i_min])
+    j = finite[finite >= lo]  # the target is above the whole branch (a steep prior): its nearest
+    return float(cands[j[np.argmin(np.abs(d[j]))]])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -250,7 +250,7 @@ def measure_slope_gain(tiles: list[tuple[np.ndarray, float]], probs: np.ndarray,
                        cfg: CalibrationConfig = CalibrationConfig(), *, progress: bool = True) -> dict[str, Any]:
     """Slope gain of a geometry backend: render ``cfg.photos`` photos of ``tiles`` (``(z, dx_m)``
     drawn with ``probs``), segment them with the builtin sky segmentation, build the backend
-    ``geometry(fov_x_deg, terrain_mask)`` and compare the mean slope of its DBSCAN-cleaned
+    ``geometry(fov_x_deg)``, run it with the terrain mask, and compare the mean slope of its DBSCAN-cleaned
     pointmap at the **true** pitch (Eq. 1's slope, :func:`search_pitch` with one candidate) with
     the true mean slope of the seen cells: ``g_i = tan s_points / tan s_true``. Returns
     ``{"value": median g_i, "iqr": [q25, q75], "photos": n, "per_photo": [...], "config": ...}``."""
@@ -281,7 +281,7 @@ def measure_slope_gain(tiles: list[tuple[np.ndarray, float]], probs: np.ndarray,
         if s_true < cfg.min_slope_deg:
             continue
         terrain = SkySegmentation().segment(res.image)
-        g = geometry(cam.fov_x_deg, terrain).estimate(res.image)
+        g = geometry(cam.fov_x_deg).estimate(res.image, terrain)
         ok = g.valid & terrain
         p = g.points[ok].astype(np.float64)
         if p.shape[0] < 64:
@@ -563,7 +563,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(1)
         cfg = CalibrationConfig(photos=a.photos, seed=a.seed)
         tiles, probs = calibration_terrains(a.data_dir, cfg)
-        res = measure_slope_gain(tiles, probs, lambda fov, terrain: LearnedGeometry(fov, terrain, a.weights), cfg)
+        res = measure_slope_gain(tiles, probs, lambda fov: LearnedGeometry(fov, weights=a.weights), cfg)
         write_slope_gain(a.weights, res, f"training terrains of {a.data_dir} (calibration_terrains)")
         print(json.dumps({k: res[k] for k in ("value", "iqr", "photos")}))
     else:
