@@ -33,7 +33,7 @@ from perception import synthetic_photos, true_mean_slope, zv_errors  # noqa: E40
 
 RESULTS = ROOT / "benchmarks" / "results" / "view.json"
 #: (name, backend options, ReconstructOptions changes); the first word of the name is the backend
-VARIANTS = (("builtin", {}, {}), ("builtin/mesh", {}, {"surface": "mesh"}),
+VARIANTS = (("builtin/points", {}, {"surface": "points"}), ("builtin/mesh", {}, {"surface": "mesh"}),
             ("contours/depth_net", {"contour_cue": "depth_net"}, {}),
             ("contours/haze", {"contour_cue": "haze"}, {}))
 
