@@ -9,7 +9,7 @@ from typing import Any
 
 from pixels2peaks.errors import InputError
 
-__all__ = ["open_client", "ALLOWED_FAILURES"]
+__all__ = ["open_client", "describe", "ALLOWED_FAILURES"]
 
 #: a worker that dies on a task: the task is tried on a replacement once more
 ALLOWED_FAILURES = 1
@@ -40,3 +40,9 @@ def open_client(workers: int | None = None, scheduler: str | None = None,
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, memory_limit=memory_limit,
                           dashboard_address="127.0.0.1:0", silence_logs=50) as cluster, Client(cluster) as client:
             yield client
+
+
+def describe(client: Any) -> str:
+    """One line for the user: how many workers, the scheduler and the dashboard."""
+    n = len(client.scheduler_info().get("workers", {}))
+    return f"Dask: {n} worker(s) at {client.scheduler.address}, dashboard {client.dashboard_link}"

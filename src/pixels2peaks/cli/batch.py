@@ -85,7 +85,7 @@ def batch(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pixels2peaks.paths import require_writable
-    from pixels2peaks.cluster import open_client
+    from pixels2peaks.cluster import describe, open_client
     from pixels2peaks.pipeline.batch import collect, remove_staging, run_batch
 
     if workers is not None and scheduler is not None:
@@ -111,8 +111,7 @@ def batch(
     counts = {"done": 0, "skipped": 0, "failed": 0}
     interrupted = False
     with open_client(workers, scheduler) as client:
-        err.print(f"Dask: {len(client.scheduler_info().get('workers', {}))} worker(s) at "
-                  f"{client.scheduler.address}, dashboard {client.dashboard_link}")
+        err.print(describe(client))
         with Progress(TextColumn("[bold]photos"), BarColumn(bar_width=30), MofNCompleteColumn(),
                       TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err) as progress:
             task = progress.add_task("photos", total=len(items), info="")

@@ -52,11 +52,10 @@ def dataset_build(
     if workers is None and scheduler is None:
         m = build_dataset(sources, out, CurationConfig(**kw), progress=True, lem=lem)
     else:
-        from pixels2peaks.cluster import open_client
+        from pixels2peaks.cluster import describe, open_client
 
         with open_client(workers, scheduler) as client:
-            typer.echo(f"Dask: {len(client.scheduler_info().get('workers', {}))} worker(s) at "
-                       f"{client.scheduler.address}, dashboard {client.dashboard_link}", err=True)
+            typer.echo(describe(client), err=True)
             m = build_dataset(sources, out, CurationConfig(**kw), progress=True, lem=lem, client=client)
     for src, per in m["counts"].items():
         for d, c in sorted(per.items(), key=lambda kv: float(kv[0])):
