@@ -2,8 +2,11 @@
 
 Pipeline (``docs/guided-completion.md`` has the details and the measurements behind the defaults):
 
-1. **Initialization** (§5.3): Algorithm 3 procedural guess in the occluded cells
-   (:func:`~pixels2peaks.diffusion.initialization.procedural_init`), or the ablation baselines
+1. **Initialization** (§5.3): by default (``init="lem"``, since session 12) a landscape evolution
+   model's steady state with the visible terrain's local relief
+   (:func:`~pixels2peaks.diffusion.initialization.lem_init`; Algorithm 3 when fastscapelib is
+   missing, with a warning); ``"procedural"``: the paper's Algorithm 3
+   (:func:`~pixels2peaks.diffusion.initialization.procedural_init`); the ablation baselines
    ``"laplacian"`` (harmonic interpolation) / ``"noise"`` (pure noise, walk from ``t = 1``).
 2. **Guided tiled diffusion** (§5.1, §5.2, §5.4): SDEdit from ``t_start`` with a DDIM walk of
    ``steps`` steps; the denoiser is ``guided(SpotTiledDenoiser(ModelDenoiser(prior)))`` with the
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -32,7 +36,7 @@ import numpy as np
 import torch
 
 from pixels2peaks.diffusion.guidance import GRADIENT_MODES, CompletionLoss, GuidanceWeights, guided
-from pixels2peaks.diffusion.initialization import laplacian_init, procedural_init
+from pixels2peaks.diffusion.initialization import laplacian_init, lem_init, procedural_init
 from pixels2peaks.diffusion.polishing import (
     PolishConfig,
     back_projected_upsample,
@@ -52,6 +56,7 @@ from pixels2peaks.diffusion.sampling import (
 )
 from pixels2peaks.diffusion.tiling import SpotTiledDenoiser
 from pixels2peaks.errors import InputError
+from pixels2peaks.terrain.lem import fastscapelib_available
 from pixels2peaks.terrain.view_error import occluded_view_error, view_errors, visible_view_error
 
 __all__ = [
@@ -67,7 +72,7 @@ __all__ = [
     "INIT_MODES",
 ]
 
-INIT_MODES = ("procedural", "laplacian", "noise")
+INIT_MODES = ("lem", "procedural", "laplacian", "noise")
 ProgressFn = Callable[[str, int, int], None]
 
 
@@ -78,7 +83,7 @@ class CompletionConfig:
     seed: int = 0
     steps: int = 20
     t_start: float = 0.5
-    init: str = "procedural"
+    init: str = "lem"
     init_octaves: int | None = None
     init_noise_gain: float = 0.5
     init_smooth_iters: int = 8
@@ -395,7 +400,14 @@ def complete(
     # 1. initialization (metres)
     t0 = time.perf_counter()
     with section(profiler, "init"):
-        if cfg.init == "procedural":
+        init = cfg.init
+        if init == "lem" and not fastscapelib_available():
+            warnings.warn("the LEM start needs fastscapelib (pip install 'pixels2peaks[lem]'); "
+                          "using the procedural start (Algorithm 3)", stacklevel=2)
+            init = "procedural"
+        if init == "lem":
+            z_init = lem_init(z_v, m_v, zm, dx_m=dx, seed=np.random.default_rng(s_init), profiler=profiler)
+        elif init == "procedural":
             z_init = procedural_init(
                 z_v, m_v, zm, octaves=cfg.init_octaves, noise_gain=cfg.init_noise_gain,
                 smooth_iters=cfg.init_smooth_iters, seed=np.random.default_rng(s_init), profiler=profiler,

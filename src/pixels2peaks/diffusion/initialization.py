@@ -4,6 +4,11 @@
   uniform (value) noise to the occluded cells, merge with the known cells, smooth by Laplacian
   diffusion, breach the occluded region with the known cells raised to an (effectively) infinite
   wall (``Z' = (1-M) Z + M inf``, keep the known cells), clamp to ``Z_max``, upsample.
+* :func:`lem_init` -- our start (issue [hidden-terrain]): a landscape evolution model run to
+  steady state on a coarse grid, its uplift the harmonic interpolation of the known terrain (high
+  where the visible terrain is high), its heights scaled so its median local relief equals the
+  visible cells', joined to the known cells by a harmonic correction and clamped to ``Z_max``.
+  Ridges and dendritic valleys instead of value noise and straight breach trenches.
 * :func:`laplacian_init` -- the paper's Fig. 15b baseline: harmonic (Laplacian-diffusion)
   interpolation of the known heights into the occluded cells, same pyramid, no noise, breaching or
   clamping.
@@ -28,7 +33,7 @@ from pixels2peaks.diffusion.sampling import Profiler, section
 from pixels2peaks.errors import InputError
 from pixels2peaks.terrain.hydrology import breach_depressions, default_epsilon
 
-__all__ = ["procedural_init", "laplacian_init", "default_octaves", "constrain", "smooth_occluded"]
+__all__ = ["procedural_init", "lem_init", "laplacian_init", "default_octaves", "constrain", "smooth_occluded"]
 
 
 def default_octaves(shape: tuple[int, int], coarsest_cells: int = 8) -> int:
@@ -190,6 +195,48 @@ def procedural_init(
         rng=rng, breach=True, clamp=True, profiler=profiler, epsilon=epsilon,
         final_smooth_iters=int(final_smooth_iters),
     )
+
+
+def lem_init(
+    z_v: np.ndarray,
+    m_v: np.ndarray,
+    z_max: np.ndarray | None = None,
+    *,
+    dx_m: float,
+    coarse_cells: int = 128,
+    seed: int | np.random.Generator = 0,
+    lem=None,
+    profiler: Profiler | None = None,
+) -> np.ndarray:
+    """The LEM start (see the module docstring): ``(H, W)`` float64 metres, ``= z_v`` on the
+    known cells, ``<= z_max`` on the others. ``dx_m``: cell size (m); ``coarse_cells``: the
+    LEM grid's longer side (cells); ``lem``: a :class:`~pixels2peaks.terrain.lem.LEMConfig`
+    (default: four base-level borders, at most 1500 steps). Needs fastscapelib (extra ``lem``)."""
+    from scipy.ndimage import zoom
+
+    from pixels2peaks.terrain.attributes import median_local_relief
+    from pixels2peaks.terrain.lem import LEMConfig, steady_state
+
+    z_v, m_v, zm = _check(z_v, m_v, z_max)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(int(seed))
+    H, W = z_v.shape
+    with section(profiler, "lem"):
+        base = laplacian_init(z_v, m_v)
+        k = max(1, int(math.ceil(max(H, W) / coarse_cells)))
+        pad = np.pad(base, ((0, (-H) % k), (0, (-W) % k)), mode="edge")
+        zc = pad.reshape(pad.shape[0] // k, k, pad.shape[1] // k, k).mean(axis=(1, 3))
+        uplift = 0.3 + (zc - zc.min()) / max(float(np.ptp(zc)), 1e-9)  # everywhere up, most where high
+        cfg = lem if lem is not None else LEMConfig(max_steps=1500)
+        z_lem = steady_state(uplift, dx_m * k, cfg, rng=rng).z
+        z_lem = zoom(z_lem, (pad.shape[0] / z_lem.shape[0], pad.shape[1] / z_lem.shape[1]), order=1)[:H, :W]
+    r_known = median_local_relief(z_v, m_v)
+    r_lem = median_local_relief(z_lem)
+    if math.isfinite(r_known) and r_lem > 0:
+        z_lem = z_lem * (r_known / r_lem)
+    # join: the known cells' misfit, interpolated harmonically into the others
+    corr = laplacian_init(np.where(m_v, z_v - z_lem, 0.0), m_v)
+    z = np.where(m_v, z_v, z_lem + corr)
+    return np.where(m_v, z_v, np.minimum(z, zm))
 
 
 def laplacian_init(

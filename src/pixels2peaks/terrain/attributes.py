@@ -48,6 +48,8 @@ __all__ = [
     "downsample_smooth",
     "hillshade",
     "gaussian_kernel1d",
+    "local_relief",
+    "median_local_relief",
 ]
 
 Array = Any  # torch.Tensor | np.ndarray
@@ -187,3 +189,29 @@ def hillshade(z: Array, dx_m: float, azimuth_deg: float = 315.0, altitude_deg: f
     # unit normal of z(x, y): (-gx, -gy, 1) / sqrt(1 + gx^2 + gy^2)
     shade = (lz - lx * gx - ly * gy) / torch.sqrt(1.0 + gx * gx + gy * gy)
     return restore(shade.clamp(0.0, 1.0))
+
+
+def local_relief(z: np.ndarray, window_cells: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """Local relief (m): max - min of ``z`` over the ``window_cells`` square window around each
+    cell, over the cells of ``mask`` only (default: all); NaN where the window holds none.
+    The measure of issue [hidden-terrain] (windows 1/16 of the map side)."""
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    zz = np.asarray(z, np.float64)
+    m = np.isfinite(zz) if mask is None else (np.asarray(mask, bool) & np.isfinite(zz))
+    w = max(1, int(window_cells))
+    hi = maximum_filter(np.where(m, zz, -np.inf), w, mode="nearest")
+    lo = minimum_filter(np.where(m, zz, np.inf), w, mode="nearest")
+    r = hi - lo
+    return np.where(np.isfinite(r), r, np.nan)
+
+
+def median_local_relief(z: np.ndarray, mask: np.ndarray | None = None, window_cells: int | None = None) -> float:
+    """Median of :func:`local_relief` over the cells of ``mask`` (window default: 1/16 of the
+    map's longer side, at least 3 cells); NaN when ``mask`` is empty."""
+    zz = np.asarray(z, np.float64)
+    m = np.ones(zz.shape, bool) if mask is None else np.asarray(mask, bool)
+    w = window_cells if window_cells is not None else max(3, max(zz.shape) // 16)
+    r = local_relief(zz, w, m)[m]
+    r = r[np.isfinite(r)]
+    return float(np.median(r)) if r.size else float("nan")
