@@ -302,3 +302,50 @@ def test_cli_complete_bad_mask(complete_app, cli_inputs):
     Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp / "mask.png")
     r = CliRunner().invoke(complete_app, _args(tmp, wp, tmp / "o"))
     assert r.exit_code == 2 and "3x3" in r.output
+
+
+# ---------------------------------------------------------------------------------------------
+# the LEM start (issue [hidden-terrain])
+# ---------------------------------------------------------------------------------------------
+def test_local_relief_closed_form():
+    from pixels2peaks.terrain.attributes import local_relief, median_local_relief
+
+    z = np.add.outer(np.zeros(20), 3.0 * np.arange(30))  # a ramp: 3 m per cell eastward
+    r = local_relief(z, 5)
+    assert np.allclose(r[5:-5, 5:-5], 12.0)  # max - min over 5 cells = 4 x 3 m
+    assert median_local_relief(np.full((16, 16), 7.0)) == 0.0
+    half = np.zeros(z.shape, bool)
+    half[:, :10] = True  # only the western 10 columns count
+    assert np.nanmax(local_relief(z, 41, half)) == pytest.approx(27.0)
+    assert np.isnan(median_local_relief(z, np.zeros(z.shape, bool)))
+
+
+def test_lem_init_keeps_known_cells_bound_and_the_visible_relief():
+    pytest.importorskip("fastscapelib")
+    from pixels2peaks.diffusion.initialization import lem_init
+    from pixels2peaks.terrain.attributes import median_local_relief
+
+    z, z_v, m, zmax = _case(64, 64)
+    zmax = np.where(m, zmax, np.inf)
+    zi = lem_init(z_v, m, zmax, dx_m=60.0, coarse_cells=32, seed=0)
+    assert np.isfinite(zi).all() and np.array_equal(zi[m], z_v[m])
+    assert np.array_equal(zi, lem_init(z_v, m, zmax, dx_m=60.0, coarse_cells=32, seed=0))
+    ratio = median_local_relief(zi, ~m) / median_local_relief(z_v, m)
+    lap = laplacian_init(z_v, m)
+    flat = median_local_relief(lap, ~m) / median_local_relief(z_v, m)
+    assert 0.6 < ratio < 1.6 and flat < 0.6 * ratio  # the harmonic fill is far flatter
+    bound = np.where(m, np.inf, float(np.median(z_v[m])))
+    zb = lem_init(z_v, m, bound, dx_m=60.0, coarse_cells=32, seed=0)
+    assert (zb[~m] <= bound[~m] + 1e-9).all()
+
+
+def test_lem_start_without_fastscapelib_falls_back_to_algorithm_3(tiny, monkeypatch):
+    import pixels2peaks.diffusion.completion as completion
+
+    _, z_v, m, zmax = _case(32, 32)
+    nop = PolishConfig(enabled=False)
+    monkeypatch.setattr(completion, "fastscapelib_available", lambda: False)
+    with pytest.warns(UserWarning, match="needs fastscapelib"):
+        a = complete(z_v, m, zmax, 60.0, FAST.replace(init="lem", polish=nop, steps=2), model=tiny)
+    b = complete(z_v, m, zmax, 60.0, FAST.replace(init="procedural", polish=nop, steps=2), model=tiny)
+    assert np.array_equal(a.z, b.z)
