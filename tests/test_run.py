@@ -126,6 +126,15 @@ def test_run_photo_writes_everything(files, tiny, tmp_path):
     assert rep["warnings"] == res.warnings
     assert "diverged" in dataclasses.replace(res, z=res.z * 1e6).warnings[0]
     assert "non-finite" in dataclasses.replace(res, z=np.full_like(res.z, np.inf)).warnings[0]
+    # hidden heights beyond the elevation prior widened by 10 %: said, with the share
+    lo, hi = res.visible.priors.elevation_range_m
+    inside = np.where(res.known, res.z, 0.5 * (lo + hi)).astype(np.float32)
+    assert dataclasses.replace(res, z=inside).warnings == []
+    low = inside.copy()
+    hidden = np.flatnonzero(~res.known.ravel())
+    low.ravel()[hidden[: hidden.size // 4]] = lo - 0.2 * (hi - lo)
+    w = dataclasses.replace(res, z=low).warnings
+    assert len(w) == 1 and "25.0 % of the hidden cells lie outside the elevation prior" in w[0]
 
 
 def test_cache_hits_skip_work_and_seed_reruns_only_completion(files, tiny, tmp_path, monkeypatch):

@@ -40,6 +40,8 @@ RUN_STAGES = ("segmentation", "geometry", "priors", "cleaning", "projection", "z
               "previews", "write")
 _COMPLETION_CODE = ("pixels2peaks.diffusion", "pixels2peaks.terrain")
 MIN_SIZE_CELLS = 32
+#: hidden heights may leave the elevation prior by this share of its range before a warning
+PRIOR_MARGIN = 0.10
 #: largest final side: perception's grid limit (ReconstructOptions.max_cells)
 MAX_SIZE_CELLS = ReconstructOptions().max_cells
 
@@ -180,7 +182,17 @@ class RunResult:
         if span > 10.0 * relief + 1000.0:
             return [f"the completed heights span {span:.3g} m for {relief:.3g} m of visible relief: "
                     "the completion diverged (check the prior weights)"]
-        return []
+        out = []
+        lo, hi = self.visible.priors.elevation_range_m
+        pad = PRIOR_MARGIN * (hi - lo)
+        hidden = self.z[~self.known]
+        outside = float(((hidden < lo - pad) | (hidden > hi + pad)).mean()) if hidden.size else 0.0
+        if outside > 0.0:
+            out.append(f"{100 * outside:.1f} % of the hidden cells lie outside the elevation prior widened by "
+                       f"{100 * PRIOR_MARGIN:.0f} % ({lo - pad:.0f} to {hi + pad:.0f} m; hidden heights "
+                       f"{float(hidden.min()):.0f} to {float(hidden.max()):.0f} m): the completion ran past "
+                       "the photo's range (check --elevation-range)")
+        return out
 
     @property
     def camera(self) -> Camera:
