@@ -68,3 +68,17 @@ def test_the_higher_surface_wins_and_bad_input_is_refused():
         mesh_heightmap(pm, SHAPE, DX, (0, 0, 0), max_jump=1.0)
     with pytest.raises(InputError):
         mesh_heightmap(pm, SHAPE, DX, (0, 0, 0), occlusions=np.zeros((2, 2), bool))
+
+
+def test_drop_outliers_removes_pits_and_pillars_not_slopes():
+    from pixels2peaks.perception.surface import drop_outliers
+
+    z = np.add.outer(np.zeros(20), 10.0 * np.arange(20))  # a 45 deg ramp at dx = 10 m
+    m = np.ones(z.shape, bool)
+    m[0, :] = False
+    z[8, 8] += 80.0  # a pillar: 8 dx above its neighbourhood
+    z[12, 5] -= 70.0  # a pit
+    z[3, 15] += 30.0  # a bump of 3 dx: a face, kept
+    kept = drop_outliers(z, m, 10.0, max_dev_dx=5.0)
+    assert not kept[8, 8] and not kept[12, 5] and kept[3, 15]
+    assert kept.sum() == m.sum() - 2 and not kept[0].any()

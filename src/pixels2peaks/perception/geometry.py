@@ -514,6 +514,9 @@ class ReconstructOptions:
     #: :mod:`pixels2peaks.perception.surface`)
     surface: Literal["points", "mesh"] = "mesh"
     max_jump: float = 3.0
+    #: seen cells more than this many dx above / below their 5 x 5 seen median leave ``M_V``
+    #: (pits and pillars, :func:`pixels2peaks.perception.surface.drop_outliers`); ``None``: keep all
+    outlier_dx: float | None = 5.0
 
     def __post_init__(self) -> None:
         if self.surface not in ("points", "mesh"):

@@ -297,6 +297,11 @@ def _projection(points: np.ndarray, keep: np.ndarray, fov_x_deg: float, priors: 
         zv, mv = mesh_heightmap(pm, shape, dx, cam.position_m, ridgelines(rgb, terrain), options.max_jump)
     else:
         zv, mv = project_pointmap(pm, shape, dx)
+    if options.outlier_dx is not None:
+        from pixels2peaks.perception.surface import drop_outliers
+
+        mv = drop_outliers(zv, mv, dx, options.outlier_dx)
+        zv = np.where(mv, zv, np.nan).astype(np.float32)
     ps = vh.pitch
     return {
         "pointmap": pm, "z": zv, "mask": mv, "dx_m": dx, "camera": cam.to_dict(),

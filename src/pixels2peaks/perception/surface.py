@@ -22,7 +22,7 @@ from numba import njit
 from pixels2peaks.camera import project_pointmap
 from pixels2peaks.errors import InputError
 
-__all__ = ["mesh_heightmap", "DEFAULT_MAX_JUMP"]
+__all__ = ["mesh_heightmap", "drop_outliers", "DEFAULT_MAX_JUMP"]
 
 #: a triangle whose farthest vertex is more than this factor farther than its nearest is an
 #: occlusion, not a surface (a grazing slope gives ~1.1-1.5 between neighbouring rows)
@@ -111,3 +111,38 @@ def mesh_heightmap(
     _raster_mesh(pf, ok, cut, np.asarray(camera_position_m, np.float64), h, w, float(dx_m), float(max_jump), out)
     seen = np.isfinite(out)
     return np.where(seen, out, np.nan).astype(np.float32), seen
+
+
+@njit(cache=True)
+def _window_median(z, m, r):  # pragma: no cover - compiled
+    h, w = z.shape
+    out = np.full((h, w), np.nan)
+    buf = np.empty((2 * r + 1) ** 2)
+    for i in range(h):
+        for j in range(w):
+            if not m[i, j]:
+                continue
+            n = 0
+            for a in range(max(0, i - r), min(h, i + r + 1)):
+                for b in range(max(0, j - r), min(w, j + r + 1)):
+                    if m[a, b]:
+                        buf[n] = z[a, b]
+                        n += 1
+            v = np.sort(buf[:n])
+            out[i, j] = v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+    return out
+
+
+def drop_outliers(z: np.ndarray, mask: np.ndarray, dx_m: float, max_dev_dx: float = 5.0,
+                  window_cells: int = 5) -> np.ndarray:
+    """``M_V`` without its pits and pillars: seen cells more than ``max_dev_dx`` cells' worth of
+    height (``max_dev_dx x dx_m`` metres) above or below the median of the seen cells in their
+    ``window_cells`` square window. Such a cell is steeper than ``atan(2 max_dev_dx /
+    (window_cells - 1))`` (68 deg by default) against its neighbourhood: a stray point or a
+    depth jump, not a face. The completion fills the cells dropped. Returns the new mask
+    (bool); ``z`` is unchanged."""
+    m = np.asarray(mask, bool)
+    zz = np.where(m, np.asarray(z, np.float64), 0.0)
+    med = _window_median(zz, m, int(window_cells) // 2)
+    bad = m & (np.abs(zz - med) > float(max_dev_dx) * float(dx_m))
+    return m & ~bad
