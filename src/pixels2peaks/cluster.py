@@ -24,8 +24,7 @@ def open_client(workers: int | None = None, scheduler: str | None = None,
     import dask
     from distributed import Client, LocalCluster
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
-                          "distributed.worker.daemon": False}):
+    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
         if scheduler is not None:
             try:
                 client = Client(scheduler, timeout="20s")

@@ -190,11 +190,11 @@ def _row(item: BatchItem, sha: str, status: str, seconds: float = 0.0, report: M
 
 
 def run_item(item: BatchItem, config: RunConfig, outdir: str | Path, cache_dir: str | None,
-             threads: int = 1) -> dict[str, Any]:
+             threads: int = 1, sha: str = "") -> dict[str, Any]:
     """Run one photo into ``outdir/item.name/`` (replacing what is there) -> its manifest row.
-    Every error becomes a ``failed`` row with a one-line reason."""
+    ``sha``: the photo's digest when the caller has it. Every error becomes a ``failed`` row
+    with a one-line reason."""
     t0 = time.perf_counter()
-    sha = ""
     try:
         import numba
         import torch
@@ -206,7 +206,7 @@ def run_item(item: BatchItem, config: RunConfig, outdir: str | Path, cache_dir: 
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         _remove_staging(Path(outdir), item.name)  # an earlier attempt's, killed with its worker
         cfg = item.overrides.apply(config)
-        sha = file_digest(item.photo)
+        sha = sha or file_digest(item.photo)
         result = run_photo(item.photo, cfg, cache=StageCache(None if cache_dir is None else Path(cache_dir)))
         report = write_run(Path(outdir) / item.name, result, overwrite=True)
         return _row(item, sha, "done", time.perf_counter() - t0, report)
@@ -252,7 +252,7 @@ def run_batch(items: Sequence[BatchItem], config: RunConfig, outdir: str | Path,
     meta = {"format": "pixels2peaks.batch/1", "config": config.to_dict(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     rows: list[dict[str, Any]] = []
-    pending: dict[Any, int] = {}
+    pending: dict[Any, tuple[int, BatchItem]] = {}
     for item in items:
         _remove_staging(outdir, item.name)
         try:
@@ -261,27 +261,26 @@ def run_batch(items: Sequence[BatchItem], config: RunConfig, outdir: str | Path,
             rows.append(_row(item, "", "failed", error=f"cannot read {item.photo}: {exc.strerror or exc}"))
             continue
         cfg = item.overrides.apply(config)
-        report = finished(outdir / item.name, input_hash(sha, json.loads(json.dumps(cfg.to_dict()))))
+        report = finished(outdir / item.name, input_hash(sha, cfg.to_dict()))
         if report is not None:
             rows.append(_row(item, sha, "skipped", report=report))
             continue
         rows.append(_row(item, sha, "pending"))
-        fut = client.submit(run_item, item, config, str(outdir), cache_dir, key=f"p2p-photo-{item.name}-{sha[:12]}",
-                            pure=False)
-        pending[fut] = len(rows) - 1
+        fut = client.submit(run_item, item, config, str(outdir), cache_dir, sha=sha,
+                            key=f"p2p-photo-{item.name}-{sha[:12]}", pure=False)
+        pending[fut] = (len(rows) - 1, item)
     for r in rows:
         if r["status"] != "pending" and on_row is not None:
             on_row(r)
     write_manifest(outdir, rows, meta)
     try:
         for fut in as_completed(list(pending)):
-            i = pending[fut]
+            i, item = pending[fut]
             try:
                 rows[i] = fut.result()
             except FutureCancelledError:
                 continue
             except Exception as exc:  # KilledWorker: its worker died twice on this photo
-                item = items[[it.name for it in items].index(rows[i]["name"])]
                 rows[i] = _row(item, rows[i]["input_sha256"], "failed",
                                error=f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
             write_manifest(outdir, rows, meta)

@@ -91,47 +91,44 @@ def build_app(config: StudioConfig = StudioConfig(), *, cache: StageCache | None
     def field_updates(est: Estimates) -> list[Any]:
         return [gr.update(value=round(est.values[k], 3), info=f"source: {est.sources[k]}") for k in FIELDS]
 
+    def show_visible(state: dict[str, Any], overrides: Overrides, progress) -> list[Any]:
+        """Step 1 on the session's photo with ``overrides``: the new state and the page."""
+        view = visible_step(state["photo"], state["job"], config, overrides, cache=cache, store=store,
+                            progress=_progress(progress))
+        state = {**state, "shown": view.estimates, "overrides": overrides}
+        return [state, str(view.overlay), str(view.top), view.status] + field_updates(view.estimates)
+
     @_page_errors
     def on_photo(upload, state, progress=gr.Progress()):
         if upload is None:
             return [state, None, None, "Drop a photo, a painting or a generated image."] + [gr.update()] * len(FIELDS)
         job = store.new()
         try:
-            photo = load_photo(upload, job)
-            view = visible_step(photo, job, config, Overrides(), cache=cache, store=store,
-                                progress=_progress(progress))
+            out = show_visible({"job": job, "photo": load_photo(upload, job)}, Overrides(), progress)
         except BaseException:
             store.end(job)
             raise
         if state is not None:
             store.end(state["job"])
-        state = {"job": job, "photo": photo, "shown": view.estimates}
-        return [state, str(view.overlay), str(view.top), view.status] + field_updates(view.estimates)
+        return out
 
     @_page_errors
     def on_edit(state, *values, progress=gr.Progress()):
         if state is None:
             raise InputError("drop a photo first")
-        ov = read_overrides(dict(zip(FIELDS, values)), state["shown"])
-        view = visible_step(state["photo"], state["job"], config, ov, cache=cache, store=store,
-                            progress=_progress(progress))
-        state = {**state, "shown": view.estimates, "overrides": ov}
-        return [state, str(view.overlay), str(view.top), view.status] + field_updates(view.estimates)
+        return show_visible(state, read_overrides(dict(zip(FIELDS, values)), state["shown"]), progress)
 
     @_page_errors
     def on_reset(state, progress=gr.Progress()):
         if state is None:
             raise InputError("drop a photo first")
-        view = visible_step(state["photo"], state["job"], config, Overrides(), cache=cache, store=store,
-                            progress=_progress(progress))
-        state = {**state, "shown": view.estimates, "overrides": Overrides()}
-        return [state, str(view.overlay), str(view.top), view.status] + field_updates(view.estimates)
+        return show_visible(state, Overrides(), progress)
 
     @_page_errors
     def on_complete(state, progress=gr.Progress()):
         if state is None:
             raise InputError("drop a photo first")
-        rv = complete_step(state["photo"], state["job"], config, state.get("overrides", Overrides()), cache=cache,
+        rv = complete_step(state["photo"], state["job"], config, state["overrides"], cache=cache,
                            store=store, progress=_progress(progress))
         return (str(rv.preview), str(rv.viewer), str(rv.hillshade), str(rv.depressions),
                 metrics_rows(rv.report), [str(p) for p in rv.downloads], rv.status)

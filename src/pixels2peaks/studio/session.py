@@ -13,8 +13,6 @@ and what follows it, never the segmentation or the geometry.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import shutil
 import time
 import zipfile
@@ -246,7 +244,8 @@ def visible_step(photo: Path, job: Job, config: StudioConfig, overrides: Overrid
 def complete_step(photo: Path, job: Job, config: StudioConfig, overrides: Overrides, *, cache: StageCache,
                   store: JobStore, progress: Callable[[float, str], None] | None = None) -> RunView:
     """Step 2 on ``photo``: ``p2p run``'s files in ``job.folder/result/`` (replaced on every
-    run), then :data:`EXPORTS` in ``result/exports/``, the 3D viewer's GLB and ``result.zip``."""
+    run), then :data:`EXPORTS` in ``result/exports/``, the 3D viewer's GLB (``viewer/``) and
+    one zip of everything (``downloads/PHOTO_pixels2peaks.zip``)."""
     from pixels2peaks.pipeline.outputs import write_run
     from pixels2peaks.pipeline.run import run_photo
     from pixels2peaks.studio.views import viewer_glb
@@ -259,23 +258,24 @@ def complete_step(photo: Path, job: Job, config: StudioConfig, overrides: Overri
     folder = job.folder / "result"
     report = write_run(folder, result, overwrite=True, reporter=rep)
     rep.start("exports")
+    t_ex = time.perf_counter()
     files = _exports(folder, result, photo, lambda i, n: rep.update("exports", i, n))
     viewer = viewer_glb(result.z, result.known, result.dx_m, result.camera, job.folder / "viewer" / "terrain.glb",
                         config.mesh_cells)
     archive = _zip(folder, files, job.folder / "downloads" / f"{Path(photo).stem}_pixels2peaks.zip")
-    rep.finish("exports", 0.0, False)
+    rep.finish("exports", time.perf_counter() - t_ex, False)
     return RunView(folder, report, folder / "preview.png", folder / "hillshade.png", folder / "depressions.png",
                    viewer, (archive, *files), time.perf_counter() - t0)
 
 
 def _exports(folder: Path, result, photo: Path, tick: Callable[[int, int], None]) -> tuple[Path, ...]:
-    """``p2p run``'s files, then :data:`EXPORTS` of ``heightmap.tif`` (``exports/``)."""
-    from pixels2peaks.io import read_dem
+    """``p2p run``'s files, then :data:`EXPORTS` of the result (``exports/``)."""
+    from pixels2peaks.io import Dem
     from pixels2peaks.io.export import ExportOptions, default_output, export_heightmap
     from pixels2peaks.pipeline.outputs import RUN_FILES
 
     files = [folder / n for n in RUN_FILES]
-    dem = read_dem(folder / "heightmap.tif")
+    dem = Dem(result.z, result.dx_m)  # heightmap.tif's heights (float32), not read back
     ex = folder / "exports"
     if ex.exists():
         shutil.rmtree(ex)
