@@ -329,3 +329,20 @@ def test_cli_run_sigint_stops_cleanly_and_keeps_the_cache(files, tmp_path):
     assert r.exit_code == 0, r.output
     stages = json.loads((out / "report.json").read_text())["stages"]
     assert [k for k, s in stages.items() if not s["cached"]] == ["completion"]
+
+
+def test_the_prior_is_loaded_once_per_process(files, monkeypatch):
+    """A batch worker runs many photos: the weights file is read once (keyed by its digests)."""
+    import dataclasses
+
+    import pixels2peaks.diffusion.model as model_mod
+
+    loads = []
+    real = model_mod.load_prior
+    monkeypatch.setattr(model_mod, "load_prior", lambda p: loads.append(p) or real(p))
+    monkeypatch.setattr(run_mod, "_LOADED", {})
+    for seed in (0, 1):
+        cfg = dataclasses.replace(CONFIG, weights=str(files["weights"]),
+                                  completion=dataclasses.replace(CONFIG.completion, seed=seed))
+        run_photo(files["photo"], cfg, cache=StageCache(None))
+    assert len(loads) == 1

@@ -349,3 +349,26 @@ def test_two_jobs_at_once_run_one_after_the_other(server, monkeypatch):
     assert len(spans) == 2
     (a0, a1), (b0, b1) = sorted(spans)
     assert b0 >= a1  # the second started after the first ended
+
+
+def test_a_crashing_step_says_why_in_the_page_and_the_server_goes_on(server, monkeypatch):
+    from gradio_client import Client, handle_file
+
+    import pixels2peaks.studio.app as app_mod
+
+    real = app_mod.visible_step
+    calls = {"n": 0}
+
+    def crash_once(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("boom in the geometry\nsecond line")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(app_mod, "visible_step", crash_once)
+    _, url = server
+    client = Client(url, verbose=False)
+    with pytest.raises(Exception, match="The step failed: RuntimeError: boom in the geometry$"):
+        client.predict(handle_file(str(PHOTO)), api_name="/visible")
+    out = client.predict(handle_file(str(PHOTO)), api_name="/visible")
+    assert out[2].startswith("Camera and visible terrain in")
