@@ -20,7 +20,7 @@ from pixels2peaks.diffusion.completion import (
 )
 from pixels2peaks.diffusion.initialization import laplacian_init, procedural_init
 from pixels2peaks.diffusion.model import PriorConfig, TerrainPrior, save_prior
-from pixels2peaks.diffusion.polishing import back_projected_upsample, block_mean, coarse_projection
+from pixels2peaks.diffusion.polishing import back_projected_upsample, block_mean, coarse_projection, upsample_nearest
 from pixels2peaks.errors import InputError
 from pixels2peaks.terrain.hydrology import mean_depression_depth
 from tiny_diffusion import TINY
@@ -110,12 +110,15 @@ def results(tiny):
     _, z_v, m, zmax = _case()
     calls = []
     out = {
-        "nopolish": complete(z_v, m, zmax, 60.0, FAST.replace(polish=PolishConfig(enabled=False)), model=tiny),
+        # the ablation's stages are read off the full run before its final drainage
+        "nopolish": complete(z_v, m, zmax, 60.0, FAST.replace(polish=PolishConfig(enabled=False), drain=False),
+                             model=tiny),
         "full": complete(z_v, m, zmax, 60.0, FAST, model=tiny, progress=lambda *a: calls.append(a)),
         "full_again": complete(z_v, m, zmax, 60.0, FAST, model=tiny),
+        "nodrain": complete(z_v, m, zmax, 60.0, FAST.replace(drain=False), model=tiny),
         "other_seed": complete(z_v, m, zmax, 60.0, FAST.replace(seed=1), model=tiny),
-        "noproj": complete(z_v, m, zmax, 60.0, FAST.replace(polish=PolishConfig(ts=(0.05, 0.02), final_projection=False)),
-                           model=tiny),
+        "noproj": complete(z_v, m, zmax, 60.0, FAST.replace(polish=PolishConfig(ts=(0.05, 0.02), final_projection=False),
+                                                            drain=False), model=tiny),
     }
     out["calls"] = calls
     return out
@@ -137,9 +140,23 @@ def test_polish_upsamples_and_keeps_known_block_means(results):
     assert r.upsample == 2 and r.z.shape == (80, 112) and r.dx_m == 30.0
     assert r.known.shape == r.z.shape and r.known[::2, ::2].sum() == m.sum()
     relief = float(np.ptp(z_v[m]))
-    err = np.abs(block_mean(r.z.astype(np.float64), 2) - z_v)[m]
+    # without the final drainage, every known block averages to z_v
+    nd = results["nodrain"]
+    err = np.abs(block_mean(nd.z.astype(np.float64), 2) - z_v)[m]
     assert err.max() <= 1e-4 + 1e-6 * relief + 1e-3  # float32 output rounding included
-    assert r.metrics["known_max_abs_err_m"] == pytest.approx(err.max(), abs=1e-3)
+    assert nd.metrics["known_max_abs_err_m"] == pytest.approx(err.max(), abs=1e-3)
+    # the drainage only raises known cells, in the pits the upsampling made, and counts them
+    k = r.known
+    rise = (r.z.astype(np.float64) - nd.z)[k]
+    assert rise.min() >= -1e-3 and int((rise > 0.01).sum()) == r.metrics["drain_known_filled_cells"]
+    assert r.metrics["drain_known_fill_max_m"] == pytest.approx(rise.max(), abs=1e-2)
+    assert r.metrics["known_max_abs_err_m"] <= rise.max() + 1e-3
+    # what is left of the depressions lies in the case's own pits among the known cells
+    from pixels2peaks.terrain.hydrology import depression_depth, fill_enclosed
+
+    own = upsample_nearest(np.nan_to_num(fill_enclosed(z_v, m) - z_v) > 1e-3, 2)
+    d_nd, d_r = depression_depth(nd.z), depression_depth(r.z)
+    assert d_nd[~own].mean() > 0.1 and d_r[~own].mean() < 0.02 * d_nd[~own].mean(), (d_nd[~own].mean(), d_r[~own].mean())
     for k in ("mdd_m", "vve_m", "ove_m", "mdd_main_m"):
         assert np.isfinite(r.metrics[k])
     assert set(r.timings) >= {"init_s", "diffusion_s", "polish_s", "total_s"}
@@ -349,3 +366,12 @@ def test_lem_start_without_fastscapelib_falls_back_to_algorithm_3(tiny, monkeypa
         a = complete(z_v, m, zmax, 60.0, FAST.replace(init="lem", polish=nop, steps=2), model=tiny)
     b = complete(z_v, m, zmax, 60.0, FAST.replace(init="procedural", polish=nop, steps=2), model=tiny)
     assert np.array_equal(a.z, b.z)
+
+
+def test_tile_overlap_is_fitted_to_the_prior_and_saved():
+    from pixels2peaks.diffusion.completion import _fit_overlap
+
+    assert _fit_overlap(16, 256, 16) == 16  # the shipped prior: 2 x 16 is a multiple of 16
+    assert _fit_overlap(16, 16, 4) == 4  # a tiny prior's 16-cell tile: a quarter of it
+    assert _fit_overlap(5, 64, 4) == 4  # 2 x overlap must be a multiple of 4
+    assert _fit_overlap(16, 64, 3) == 15 and _fit_overlap(0, 256, 16) == 0

@@ -82,3 +82,20 @@ def test_drop_outliers_removes_pits_and_pillars_not_slopes():
     kept = drop_outliers(z, m, 10.0, max_dev_dx=5.0)
     assert not kept[8, 8] and not kept[12, 5] and kept[3, 15]
     assert kept.sum() == m.sum() - 2 and not kept[0].any()
+
+
+def test_fill_enclosed_fills_only_what_cannot_drain():
+    from pixels2peaks.terrain.hydrology import fill_enclosed
+
+    z = np.full((9, 9), 10.0)
+    z[2, 2] = 4.0  # a pit enclosed by seen cells: filled to its rim (10 m, plus epsilon steps)
+    z[6, 6] = 3.0  # a pit next to an unseen cell: it drains there, left to the completion
+    mask = np.ones((9, 9), bool)
+    mask[6, 7] = False
+    out = fill_enclosed(z, mask)
+    assert 10.0 <= out[2, 2] < 10.001
+    assert out[6, 6] == 3.0 and np.isnan(out[6, 7])
+    seen = mask.copy()
+    seen[2, 2] = seen[6, 6] = False
+    # everything else as it was, up to the epsilon rise that gives flats a drainage direction
+    assert np.all(out[seen] >= z[seen]) and np.abs(out[seen] - z[seen]).max() < 1e-3

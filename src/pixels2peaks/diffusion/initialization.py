@@ -204,6 +204,8 @@ def lem_init(
     *,
     dx_m: float,
     coarse_cells: int = 128,
+    uplift_noise: float = 0.7,
+    uplift_beta: float = 3.0,
     seed: int | np.random.Generator = 0,
     lem=None,
     profiler: Profiler | None = None,
@@ -211,11 +213,20 @@ def lem_init(
     """The LEM start (see the module docstring): ``(H, W)`` float64 metres, ``= z_v`` on the
     known cells, ``<= z_max`` on the others. ``dx_m``: cell size (m); ``coarse_cells``: the
     LEM grid's longer side (cells); ``lem``: a :class:`~pixels2peaks.terrain.lem.LEMConfig`
-    (default: four base-level borders, at most 1500 steps). Needs fastscapelib (extra ``lem``)."""
+    (default: four base-level borders, at most 1500 steps). Needs fastscapelib (extra ``lem``).
+
+    ``uplift_noise``: the uplift pattern is multiplied by ``exp(uplift_noise * f)``, ``f`` a
+    unit-std fBm with power spectrum ``k^-uplift_beta`` (:func:`~pixels2peaks.terrain.noise.fbm`).
+    With a smooth uplift (0) the D8 flow routing of the coarse grid draws long straight, axis-
+    parallel valleys and banded ridges, which the diffusion from ``t_start`` keeps; a varying
+    uplift gives massifs, lowlands and valleys in every direction (``docs/guided-completion.md``).
+    The coarse steady state is upsampled bicubically (bilinear upsampling leaves facets at the
+    coarse cell pitch)."""
     from scipy.ndimage import zoom
 
     from pixels2peaks.terrain.attributes import median_local_relief
     from pixels2peaks.terrain.lem import LEMConfig, steady_state
+    from pixels2peaks.terrain.noise import fbm
 
     z_v, m_v, zm = _check(z_v, m_v, z_max)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(int(seed))
@@ -226,9 +237,11 @@ def lem_init(
         pad = np.pad(base, ((0, (-H) % k), (0, (-W) % k)), mode="edge")
         zc = pad.reshape(pad.shape[0] // k, k, pad.shape[1] // k, k).mean(axis=(1, 3))
         uplift = 0.3 + (zc - zc.min()) / max(float(np.ptp(zc)), 1e-9)  # everywhere up, most where high
+        if uplift_noise > 0:
+            uplift = uplift * np.exp(float(uplift_noise) * fbm(uplift.shape, float(uplift_beta), rng))
         cfg = lem if lem is not None else LEMConfig(max_steps=1500)
         z_lem = steady_state(uplift, dx_m * k, cfg, rng=rng).z
-        z_lem = zoom(z_lem, (pad.shape[0] / z_lem.shape[0], pad.shape[1] / z_lem.shape[1]), order=1)[:H, :W]
+        z_lem = zoom(z_lem, (pad.shape[0] / z_lem.shape[0], pad.shape[1] / z_lem.shape[1]), order=3)[:H, :W]
     r_known = median_local_relief(z_v, m_v)
     r_lem = median_local_relief(z_lem)
     if math.isfinite(r_known) and r_lem > 0:

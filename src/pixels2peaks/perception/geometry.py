@@ -517,6 +517,9 @@ class ReconstructOptions:
     #: seen cells more than this many dx above / below their 5 x 5 seen median leave ``M_V``
     #: (pits and pillars, :func:`pixels2peaks.perception.surface.drop_outliers`); ``None``: keep all
     outlier_dx: float | None = 5.0
+    #: fill the depressions of ``Z_V`` enclosed by seen cells (:func:`pixels2peaks.terrain.
+    #: hydrology.fill_enclosed`): they cannot drain through the completion
+    fill_enclosed: bool = True
 
     def __post_init__(self) -> None:
         if self.surface not in ("points", "mesh"):

@@ -81,7 +81,8 @@ _STAGE_CODE = {
     "cleaning": ("pixels2peaks.perception.geometry",),
     "projection": ("pixels2peaks.perception.geometry", "pixels2peaks.perception.pipeline",
                    "pixels2peaks.camera.render", "pixels2peaks.perception.surface",
-                   "pixels2peaks.perception.contours"),
+                   "pixels2peaks.perception.contours", "pixels2peaks.terrain.hydrology.fill",
+                   "pixels2peaks.terrain.hydrology.routing"),
     "zmax": ("pixels2peaks.camera.viewbound", "pixels2peaks.camera._raycast"),
 }
 #: data files a stage's results depend on besides code (the depth net's card holds its slope gain)
@@ -302,6 +303,10 @@ def _projection(points: np.ndarray, keep: np.ndarray, fov_x_deg: float, priors: 
 
         mv = drop_outliers(zv, mv, dx, options.outlier_dx)
         zv = np.where(mv, zv, np.nan).astype(np.float32)
+    if options.fill_enclosed:
+        from pixels2peaks.terrain.hydrology import fill_enclosed
+
+        zv = fill_enclosed(zv, mv)
     ps = vh.pitch
     return {
         "pointmap": pm, "z": zv, "mask": mv, "dx_m": dx, "camera": cam.to_dict(),

@@ -146,3 +146,4 @@ def drop_outliers(z: np.ndarray, mask: np.ndarray, dx_m: float, max_dev_dx: floa
     med = _window_median(zz, m, int(window_cells) // 2)
     bad = m & (np.abs(zz - med) > float(max_dev_dx) * float(dx_m))
     return m & ~bad
+

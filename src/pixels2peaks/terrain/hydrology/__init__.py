@@ -5,7 +5,9 @@
 * :func:`breach_depressions` -- depression breaching H of the paper's Eq. 7 (Algorithm 1,
   GPU-Breach by pointer jumping, or a sequential numba pass).
 * :func:`fill_depressions` -- exact depression filling (routing, or Priority-Flood by Barnes
-  et al. 2014).
+  et al. 2014); :func:`fill_enclosed` -- only the depressions inside a mask.
+* :func:`drain_around_fixed` -- drainage that changes only the cells outside a fixed mask, and
+  only downwards, with valleys instead of one-cell trenches.
 * :func:`depression_depth`, :func:`mean_depression_depth` (MDD), :func:`depression_fraction`.
 * :func:`drainage_area_cells`, :func:`stream_power_erode` -- flow accumulation and one implicit
   stream-power incision step (Braun & Willett 2013; the fluvial polish of unconditional samples).
@@ -28,7 +30,8 @@ from pixels2peaks.terrain.hydrology.depressions import (
     depression_fraction,
     mean_depression_depth,
 )
-from pixels2peaks.terrain.hydrology.fill import fill_depressions
+from pixels2peaks.terrain.hydrology.fill import fill_depressions, fill_enclosed
+from pixels2peaks.terrain.hydrology.drain_fixed import drain_around_fixed
 from pixels2peaks.terrain.hydrology.routing import flow_receivers
 from pixels2peaks.terrain.hydrology.accumulation import drainage_area_cells
 from pixels2peaks.terrain.hydrology.stream_power import stream_power_erode
@@ -37,6 +40,8 @@ __all__ = [
     "flow_receivers",
     "breach_depressions",
     "fill_depressions",
+    "fill_enclosed",
+    "drain_around_fixed",
     "depression_depth",
     "mean_depression_depth",
     "depression_fraction",

@@ -311,3 +311,25 @@ def _fill_torch(z: torch.Tensor, epsilon, valid, method) -> torch.Tensor:
         return fill_pointer_jumping(zb.reshape(-1), torch.from_numpy(rec).to(zb.device), eps)
 
     return _per_grid(z, epsilon, valid, fill_grid)
+
+
+def fill_enclosed(z: np.ndarray, mask: np.ndarray, epsilon: float | Literal["auto"] = "auto") -> np.ndarray:
+    """The cells of ``mask`` with their depressions that lie wholly inside ``mask`` filled to
+    their spill height (:func:`fill_depressions` with the cells outside ``mask`` as nodata, so a
+    depression reaching one of them drains there and is left alone). ``epsilon="auto"``:
+    :func:`~pixels2peaks.terrain.hydrology.breach.default_epsilon` of the masked heights.
+    Heights in metres; NaN outside ``mask``; cells only rise.
+
+    Used where some cells are given and cannot drain through the others: the visible heights
+    of a reconstruction (a groove between two depth layers, or a lake seen as a pit) and the
+    known cells of a completion after upsampling."""
+    from pixels2peaks.terrain.hydrology.breach import default_epsilon
+
+    m = np.asarray(mask, bool)
+    a = np.asarray(z)
+    if not m.any():
+        return a
+    zz = np.where(m, a.astype(np.float64), np.nan)
+    eps = default_epsilon(zz[m]) if epsilon == "auto" else float(epsilon)
+    out = fill_depressions(zz, eps, valid=m)
+    return np.where(m, out, np.nan).astype(a.dtype if a.dtype.kind == "f" else np.float64)

@@ -1,0 +1,65 @@
+"""drain_around_fixed: drainage that changes only the free cells (tiny grids with known answers)."""
+
+import numpy as np
+import pytest
+
+from pixels2peaks.errors import InputError
+from pixels2peaks.terrain.hydrology import depression_depth, drain_around_fixed, mean_depression_depth
+
+
+def _valley_behind_a_ridge():
+    """A known valley floor (fixed) sloping down to the south, then a hidden ridge 100 m high
+    across its mouth, then the southern border: the valley is a pit behind the ridge."""
+    H, W = 30, 21
+    yy, xx = np.mgrid[0:H, 0:W].astype(float)
+    z = 500.0 + 20.0 * np.abs(xx - 10) + 2.0 * (H - yy)  # a V valley falling southwards
+    fixed = (yy < 20) & (np.abs(xx - 10) <= 4)
+    z[22:25, :] += 100.0  # the hidden ridge
+    return z, fixed
+
+
+def test_a_valley_drains_through_a_hidden_ridge_by_a_v_notch():
+    z, fixed = _valley_behind_a_ridge()
+    assert mean_depression_depth(z) > 1.0  # the case is a pit
+    out, info = drain_around_fixed(z, fixed, 10.0, epsilon=1e-3, side_slope=0.5)
+    np.testing.assert_array_equal(out[fixed], z[fixed])  # the known cells do not change
+    assert depression_depth(out).max() == 0.0
+    assert info["unresolved"] == 0 and info["carved_cells"] > 0
+    assert (out <= z + 1e-9).all()  # only lowered: nothing was a hole
+    # the notch is a valley, not a slot: cells next to the carved line are lowered too, with
+    # side slopes no steeper than side_slope (5 m per 10 m cell) towards it
+    col = out[23]
+    bottom = int(np.argmin(col))
+    assert abs(bottom - 10) <= 2
+    lowered = np.flatnonzero(col < z[23] - 1.0)
+    assert lowered.size >= 5
+    steps = np.abs(np.diff(col[lowered.min() : lowered.max() + 1]))
+    assert steps.max() <= 5.0 * np.sqrt(2) + 1e-6
+
+
+def test_a_hidden_hole_among_known_cells_is_filled():
+    z = np.full((9, 9), 100.0)
+    z += np.arange(9)[None, :] * 0.5  # drains west
+    fixed = np.ones((9, 9), bool)
+    fixed[4, 4] = False
+    z[4, 4] = 50.0  # a free pit that no lowering can drain: every route crosses fixed cells
+    out, info = drain_around_fixed(z, fixed, 10.0, epsilon=1e-3)
+    np.testing.assert_array_equal(out[fixed], z[fixed])
+    assert out[4, 4] > z[4, 3] and info["filled_cells"] == 1
+    assert depression_depth(out).max() == 0.0
+
+
+def test_without_fixed_cells_every_depression_drains_and_nothing_rises():
+    rng = np.random.default_rng(0)
+    z = np.cumsum(np.cumsum(rng.normal(size=(40, 40)), 0), 1)
+    assert mean_depression_depth(z) > 0
+    out, info = drain_around_fixed(z, np.zeros(z.shape, bool), 30.0, epsilon=1e-4)
+    assert mean_depression_depth(out) == 0.0 and info["unresolved"] == 0 and info["filled_cells"] == 0
+    assert (out <= z).all()
+
+
+def test_drain_bad_input():
+    with pytest.raises(InputError):
+        drain_around_fixed(np.zeros((4, 4)), np.zeros((3, 4), bool), 1.0, epsilon=0.0)
+    with pytest.raises(InputError):
+        drain_around_fixed(np.full((4, 4), np.nan), np.zeros((4, 4), bool), 1.0, epsilon=0.0)
