@@ -2,7 +2,7 @@
 `p2p run`"): today's completion against session 12's, in the same run.
 
 Variants: ``s12`` is the completion shipped in session 12 (the LEM start with a smooth uplift,
-contiguous SpotDiffusion tiles, ``Z_V``'s enclosed pits kept); ``default`` is the current default (the LEM start with an fBm
+contiguous SpotDiffusion tiles, ``Z_V``'s enclosed pits kept, no final drainage); ``default`` is the current default (the LEM start with an fBm
 uplift, overlapping tiles, ...).
 
 Photos: the bundled example and every shared real photo. Per photo and start:
@@ -60,7 +60,7 @@ def variant(name: str):
     perception = dataclasses.replace(
         base.perception, reconstruct=dataclasses.replace(base.perception.reconstruct, fill_enclosed=False))
     cfg = dataclasses.replace(base, perception=perception,
-                              completion=dataclasses.replace(base.completion, tile_overlap=0))
+                              completion=dataclasses.replace(base.completion, tile_overlap=0, drain=False))
     return cfg, mock.patch.object(completion, "lem_init", functools.partial(completion.lem_init, uplift_noise=0.0))
 
 

@@ -34,6 +34,7 @@ from perception import synthetic_photos, true_mean_slope, zv_errors  # noqa: E40
 RESULTS = ROOT / "benchmarks" / "results" / "view.json"
 #: (name, backend options, ReconstructOptions changes); the first word of the name is the backend
 VARIANTS = (("builtin/points", {}, {"surface": "points"}), ("builtin/mesh", {}, {"surface": "mesh"}),
+            ("builtin/mesh+jbu", {"depth_upsample": "joint_bilateral"}, {"surface": "mesh"}),
             ("contours/depth_net", {"contour_cue": "depth_net"}, {}),
             ("contours/haze", {"contour_cue": "haze"}, {}))
 
@@ -78,7 +79,10 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=8)
+    ap.add_argument("--only", nargs="*", default=None, help="variant names to run (default: all)")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    variants = [v for v in VARIANTS if args.only is None or v[0] in args.only]
     t_all = time.perf_counter()
     rows = []
     for label, z, dx, res in synthetic_photos(args.n, (384, 256)):
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         slope = true_mean_slope(z, dx, res.visible_mask)
         row = {"photo": label, "pitch_true_deg": cam.pitch_deg, "true_wall_share": wall_share(z, dx, res.visible_mask),
                "variants": {}}
-        for name, bopts, ro_changes in VARIANTS:
+        for name, bopts, ro_changes in variants:
             geo = name.split("/")[0]
             for pitch_mode in ("searched", "true"):
                 ro = ReconstructOptions(**ro_changes)
@@ -114,8 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     summary["true terrain"] = {"wall_share": float(np.nanmedian([r["true_wall_share"] for r in rows]))} if rows else {}
     out = {"format": "pixels2peaks-bench-view/0", "date": time.strftime("%Y-%m-%d"), "n_photos": len(rows),
            "summary_medians": summary, "rows": rows, "wall_s": round(time.perf_counter() - t_all, 1)}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=1) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
     for k, v in summary.items():
         print(f"{k:40s} " + " ".join(f"{m} {x:.3g}" for m, x in v.items()))
 

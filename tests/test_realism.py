@@ -197,7 +197,7 @@ def test_distances_of_identical_sets_are_zero(small_sets):
     cfg = RealismConfig(tile_cells=64)
     a = set_statistics(real, 60.0, cfg)
     d = distances(a, a)
-    assert set(d) == set(STATISTICS) and all(v == 0.0 for v in d.values())
+    assert set(d) == set(STATISTICS) | {"local_relief_m", "geomorphons"} and all(v == 0.0 for v in d.values())
     b = set_statistics(other, 60.0, cfg)
     d2 = distances(b, a)
     assert d2["relief_m"] > 0 and d2["slope_deg"] > 0 and d2["psd_slope"] > 0.5
@@ -234,6 +234,10 @@ def test_evaluate_level_real_copy_beats_noise(small_sets):
     assert all(v == 0.0 for v in res["distances"]["model"].values())
     assert res["verdict"]["n_within_floor"] == 8
     assert res["verdict"]["n_closer_than_noise"] >= 6
+    # issue [hidden-terrain]'s rule: a copy of the held-out tiles has their geomorphons exactly
+    # and cannot be told from them (accuracy at most chance; too few crops for much more)
+    assert res["distances"]["model"]["geomorphons"] == 0.0 and res["verdict"]["geomorphon_ok"]
+    assert res["two_sample_accuracy"]["model"] <= 0.6 and set(res["two_sample_accuracy"]) == {"model", "noise", "floor"}
     assert json.loads(json.dumps(res))["dx_m"] == 60.0
     with pytest.raises(InputError, match="held-out"):
         evaluate_level(60.0, real, real[:2], other, cfg)
@@ -306,7 +310,7 @@ def test_evaluate_realism_cli_from_sample_folder(app, dataset, small_sets, tmp_p
     rep = json.loads(out.read_text())
     lev = rep["levels"]["60"]
     assert lev["n_tiles"]["model"] == 4 and lev["n_tiles"]["reference"] == 5
-    assert set(lev["distances"]["model"]) == set(STATISTICS)
+    assert set(lev["distances"]["model"]) == set(STATISTICS) | {"local_relief_m", "geomorphons"}
     assert rep["skipped_levels"] == {"30": "1 held-out tile(s) of 64^2 (minimum 4)"}
     assert "closer than noise" in r.output and "model<noise?" in r.output
     d = lev["distances"]
@@ -354,3 +358,16 @@ def test_evaluate_realism_cli_bad_input(app, dataset, tmp_path, args, message):
     assert r.exit_code == 2, r.output
     assert f"error: {message}" in r.output and "Traceback" not in r.output
     assert not out.exists()
+
+
+def test_acceptance_of_issue_hidden_terrain():
+    from pixels2peaks.evaluation.realism import acceptance
+
+    d = {"geomorphons": 0.10}
+    ok = acceptance(d, {"geomorphons": 0.40}, {"geomorphons": 0.06}, {"model": 0.7}, 1.5, 1.45, 0.3, 0.5)
+    assert ok["pass"] and ok["geomorphon_ok"] and ok["c2st_ok"]
+    assert not acceptance(d, {"geomorphons": 0.25}, {"geomorphons": 0.06}, {"model": 0.7}, 1.5, 1.45, 0.3, 0.5)["pass"]
+    assert not acceptance(d, {"geomorphons": 0.40}, {"geomorphons": 0.04}, {"model": 0.7}, 1.5, 1.45, 0.3, 0.5)["pass"]
+    assert not acceptance(d, {"geomorphons": 0.40}, {"geomorphons": 0.06}, {"model": 0.85}, 1.5, 1.45, 0.3, 0.5)["pass"]
+    assert not acceptance(d, {"geomorphons": 0.40}, {"geomorphons": 0.06}, {}, 1.5, 1.45, 0.3, 0.5)["c2st_ok"]
+    assert not acceptance(d, {"geomorphons": 0.40}, {"geomorphons": 0.06}, {"model": 0.7}, 1.6, 1.45, 0.3, 0.5)["pass"]

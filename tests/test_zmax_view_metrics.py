@@ -75,3 +75,42 @@ def test_mask_iou_and_bad_input():
         occluded_view_error(np.zeros((2, 2)), np.zeros((2, 3)), np.zeros((2, 2)))
     with pytest.raises(InputError):
         terrain_mask_iou(np.zeros((3, 3)), np.zeros((4, 4)), 1.0, Camera(4, 4, 60.0, (2.0, 2.0, 5.0)))
+
+
+def test_occluding_contours_of_a_step_and_a_skyline():
+    from pixels2peaks.evaluation.view_metrics import occluding_contours
+
+    d = np.full((10, 12), 1000.0)
+    d[6:, :] = 500.0  # a near ridge below row 6: a 2x depth jump between rows 5 and 6
+    hit = np.ones((10, 12), bool)
+    hit[:2, :] = False  # sky above row 2
+    c = occluding_contours(d, hit)
+    assert c[6].all() and not c[5].any()  # the nearer side of the jump
+    assert c[2].all()  # the skyline
+    assert c.sum() == 24
+    d[6:, :] = 900.0  # an 11 % step is not an occlusion
+    assert occluding_contours(d, hit).sum() == 12
+
+
+def test_contour_distance_of_shifted_lines():
+    from pixels2peaks.evaluation.view_metrics import contour_distance
+
+    a = np.zeros((20, 30), bool)
+    b = np.zeros((20, 30), bool)
+    a[5, :] = True
+    b[8, :] = True
+    assert contour_distance(a, b) == pytest.approx(3.0)
+    assert contour_distance(a, a) == 0.0
+    assert contour_distance(a, np.zeros_like(a)) == float("inf")
+
+
+def test_scaled_abs_rel():
+    from pixels2peaks.evaluation.view_metrics import scaled_abs_rel
+
+    t = np.linspace(100.0, 1000.0, 50).reshape(5, 10)
+    m = np.ones(t.shape, bool)
+    assert scaled_abs_rel(0.01 * t, t, m) == pytest.approx(0.0, abs=1e-12)  # scale does not count
+    p = t.copy()
+    p[:, :5] *= 1.2
+    assert 0.0 < scaled_abs_rel(p, t, m) < 0.2
+    assert np.isnan(scaled_abs_rel(p, t, np.zeros(t.shape, bool)))

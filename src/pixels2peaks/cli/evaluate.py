@@ -93,11 +93,20 @@ def print_level(console: Any, level: dict[str, Any]) -> None:
             t2.add_row(name, _fmt(s["tau"]), _fmt(s["theta"]), _fmt(s["slope_deg"]), _fmt(s["relief_m"]),
                        _fmt(s["hypsometric_integral"]), _fmt(s["mdd_m"]), _fmt(s["psd_slope"]))
     console.print(t2)
+    c2 = level.get("two_sample_accuracy", {})
+    t3 = Table(title=f"dx {level['dx_m']:g} m: landforms and the two-sample test")
+    for c in ("measure", "model", "noise", "floor"):
+        t3.add_column(c, justify="left" if c == "measure" else "right")
+    for s_ in ("local_relief_m", "geomorphons"):
+        t3.add_row(f"{s_} distance", _fmt(d["model"].get(s_)), _fmt(d["noise"].get(s_)), _fmt(d["floor"].get(s_)))
+    t3.add_row("two-sample accuracy", _fmt(c2.get("model")), _fmt(c2.get("noise")), _fmt(c2.get("floor")))
+    console.print(t3)
     word = "[green]PASS[/green]" if v["pass"] else "[red]FAIL[/red]"
-    console.print(f"dx {level['dx_m']:g} m: {word} -- closer than noise {v['n_closer_than_noise']}/8, "
-                  f"within 2x floor {v['n_within_floor']}/8, tau {'ok' if v['tau_ok'] else 'off'}, "
-                  f"theta {'ok' if v['theta_ok'] else 'low'} (real training terrain: closer than noise "
-                  f"{v['floor_n_closer_than_noise']}/8)")
+    console.print(f"dx {level['dx_m']:g} m: {word} -- geomorphons {'ok' if v['geomorphon_ok'] else 'off'}, "
+                  f"two-sample test {'ok' if v['c2st_ok'] else 'off'}, tau {'ok' if v['tau_ok'] else 'off'}, "
+                  f"theta {'ok' if v['theta_ok'] else 'low'}; retired rule: closer than noise "
+                  f"{v['n_closer_than_noise']}/8, within 2x floor {v['n_within_floor']}/8 (real training "
+                  f"terrain: closer than noise {v['floor_n_closer_than_noise']}/8)")
     for note in level.get("notes", []):
         console.print(f"note: {note}")
 

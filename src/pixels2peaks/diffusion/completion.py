@@ -8,8 +8,8 @@ Pipeline (``docs/guided-completion.md`` has the details and the measurements beh
    missing, with a warning); ``"procedural"``: the paper's Algorithm 3
    (:func:`~pixels2peaks.diffusion.initialization.procedural_init`); the ablation baselines
    ``"laplacian"`` (harmonic interpolation) / ``"noise"`` (pure noise, walk from ``t = 1``).
-2. **Guided tiled diffusion** (§5.1, §5.2, §5.4): SDEdit from ``t_start`` with a DDIM walk of
-   ``steps`` steps; the denoiser is ``guided(SpotTiledDenoiser(ModelDenoiser(prior)))`` with the
+2. **Guided tiled diffusion** (§5.1, §5.2, §5.4): SDEdit from ``t_start`` with a walk of
+   ``steps`` steps of the named ``sampler`` (DDIM by default); the denoiser is ``guided(SpotTiledDenoiser(ModelDenoiser(prior)))`` with the
    composite loss of Eq. 5 evaluated on the whole map in normalized units, and RePaint (Eq. 3)
    re-injects the noised known cells before every step with ``t >= repaint_t_min``.
 3. **Polishing** (§5.5): Algorithm 4 at ``dx / u`` (see :mod:`~pixels2peaks.diffusion.polishing`).
@@ -48,15 +48,8 @@ from pixels2peaks.diffusion.polishing import (
     upsample_bicubic,
     upsample_nearest,
 )
-from pixels2peaks.diffusion.sampling import (
-    ModelDenoiser,
-    Profiler,
-    RePaint,
-    noise_to,
-    sample_ddim,
-    section,
-    walk_timesteps,
-)
+from pixels2peaks.diffusion.sampling import ModelDenoiser, Profiler, RePaint, get_sampler, section
+from pixels2peaks.diffusion.schedule import noise_to, walk_timesteps
 from pixels2peaks.diffusion.tiling import SpotTiledDenoiser
 from pixels2peaks.errors import InputError
 from pixels2peaks.terrain.lem import fastscapelib_available
@@ -106,6 +99,8 @@ class CompletionConfig:
     tile_overlap: int = 16  # cells blended between neighbouring tiles (0 = the paper's contiguous tiles)
     polish: PolishConfig = field(default_factory=PolishConfig)
     paste_known: bool = True
+    #: the denoising walk, by name (:data:`~pixels2peaks.diffusion.sampling.SAMPLERS`)
+    sampler: str = "ddim"
     #: end by draining the map around the known cells (:func:`drain_known`)
     drain: bool = True
     eta: float = 0.0
@@ -137,6 +132,7 @@ class CompletionConfig:
         object.__setattr__(self, "geo_factors", gf)
         if self.geo_mask not in ("binary", "soft"):
             raise InputError(f"geo_mask must be 'binary' or 'soft', got {self.geo_mask!r}")
+        get_sampler(self.sampler)  # a one-line error for an unknown name
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if not 0.0 <= self.repaint_t_min <= 1.0:
@@ -333,8 +329,8 @@ class _Walker:
             x = torch.randn((1, 1) + self.hook.mask.shape[-2:], generator=self.generator).to(self.device)
         else:
             x = noise_to(_t(self.norm.encode(z_m), self.device), ts[0], self.abar, self.generator)
-        x0 = sample_ddim(self.denoiser, x, ts, known=self.hook, callback=on_step, generator=self.generator,
-                         eta=self.cfg.eta)
+        x0 = get_sampler(self.cfg.sampler)(self.denoiser, x, ts, known=self.hook, callback=on_step,
+                                           generator=self.generator, eta=self.cfg.eta)
         return self.norm.decode(x0[0, 0].detach().cpu().numpy().astype(np.float64))
 
 

@@ -293,13 +293,16 @@ def sample(
     seed: int = 0,
     bf16: bool = False,
     eta: float = 0.0,
+    sampler: str = "ddim",
 ) -> torch.Tensor:
-    """Unconditional samples ``(n, 1, size, size)`` in *normalized* units: a DDIM walk
-    (``eta`` = 0 deterministic) over ``steps`` log-SNR-spaced timesteps from pure noise.
+    """Unconditional samples ``(n, 1, size, size)`` in *normalized* units: a walk of the named
+    ``sampler`` (:func:`~pixels2peaks.diffusion.sampling.get_sampler`; DDIM by default, ``eta``
+    = 0 deterministic) over ``steps`` log-SNR-spaced timesteps from pure noise.
 
     Decode to metres with ``model.cfg.normalization(dx_m, z_ref_m).decode(x)``.
     """
-    from pixels2peaks.diffusion.sampling import ModelDenoiser, logsnr_timesteps, sample_ddim
+    from pixels2peaks.diffusion.sampling import ModelDenoiser, get_sampler
+    from pixels2peaks.diffusion.schedule import logsnr_timesteps
 
     f = model.cfg.downsample_factor
     if size < f or size % f:
@@ -312,4 +315,4 @@ def sample(
     x = torch.randn(n, 1, size, size, generator=g)
     denoiser = ModelDenoiser(model, dx_m, cond_dx_m=dx_m, bf16=bf16)
     ts = logsnr_timesteps(model.alphas_cumprod, 1.0, steps)
-    return sample_ddim(denoiser, x, ts, generator=g, eta=eta)
+    return get_sampler(sampler)(denoiser, x, ts, generator=g, eta=eta)

@@ -10,9 +10,14 @@ attribute (the schedule ``abar_t``). Denoisers compose (k-diffusion / diffusers 
   over a whole heightmap of any size (2-D SpotDiffusion);
 * :func:`~pixels2peaks.diffusion.guidance.guided` adds loss guidance (Eq. 6).
 
-Samplers are plain functions with one signature::
+Samplers are plain functions with one signature, chosen by name (:data:`SAMPLERS`,
+:func:`get_sampler`): ``"ddim"`` (Song et al. 2021) and ``"dpmpp_2m"`` (DPM-Solver++(2M), Lu et
+al. 2022)::
 
-    sample_ddim(denoiser, x, timesteps, *, known=None, callback=None, generator=None, eta=0.0)
+    sampler(denoiser, x, timesteps, *, known=None, callback=None, generator=None, eta=0.0)
+
+Every walk of the package (completion, polishing, unconditional sampling, ``model.sample``) goes
+through one of them; the timesteps come from :mod:`~pixels2peaks.diffusion.schedule`.
 
 ``known`` is a **step hook** ``(x_t, t, generator) -> x_t`` applied before every denoiser call;
 :class:`RePaint` (Eq. 3) is the one used for completion. Hooks compose with :func:`chain_hooks`.
@@ -30,6 +35,7 @@ from typing import Any, Protocol
 
 import torch
 
+from pixels2peaks.diffusion.schedule import _abar, logsnr_timesteps, noise_to, timestep_of, walk_timesteps
 from pixels2peaks.errors import InputError
 
 __all__ = [
@@ -44,6 +50,9 @@ __all__ = [
     "timestep_of",
     "walk_timesteps",
     "logsnr_timesteps",
+    "sample_dpmpp_2m",
+    "SAMPLERS",
+    "get_sampler",
 ]
 
 
@@ -144,76 +153,6 @@ class ModelDenoiser:
 
 
 # ----------------------------------------------------------------------------------------------
-# schedule helpers
-# ----------------------------------------------------------------------------------------------
-def timestep_of(t: float, num_train_timesteps: int) -> int:
-    """Continuous time ``t`` in [0, 1] -> integer timestep ``round(t * (T - 1))``."""
-    if not 0.0 <= float(t) <= 1.0:
-        raise InputError(f"t must be in [0, 1], got {t}")
-    return int(round(float(t) * (num_train_timesteps - 1)))
-
-
-def walk_timesteps(num_train_timesteps: int, t_start: float, steps: int) -> list[int]:
-    """``steps`` decreasing integer timesteps from ``t_start`` (continuous, in [0, 1]) down to 0,
-    evenly spaced (DDIM); duplicates removed, so very short walks may have fewer."""
-    if steps < 1:
-        raise InputError(f"steps must be >= 1, got {steps}")
-    t0 = timestep_of(t_start, num_train_timesteps)
-    if steps == 1 or t0 == 0:
-        return [t0]
-    vals = torch.linspace(float(t0), 0.0, int(steps), dtype=torch.float64).tolist()
-    return sorted({int(round(v)) for v in vals}, reverse=True)
-
-
-def logsnr_timesteps(
-    alphas_cumprod: torch.Tensor,
-    t_start: float,
-    steps: int,
-    logsnr_min: float = -12.0,
-    logsnr_max: float = 6.0,
-) -> list[int]:
-    """``steps`` decreasing integer timesteps from ``t_start`` (continuous, in [0, 1]) down to 0:
-    evenly spaced in log-SNR ``lambda_t = log(abar_t / (1 - abar_t))`` between ``lambda(t_start)``
-    (clipped to ``logsnr_min``) and ``logsnr_max``, then 0 (duplicates removed, so walks may be
-    shorter than ``steps``).
-
-    For sampling from pure noise: the cosine schedule's log-SNR falls from -4 to -20 over
-    ``t = 900..999``, where the terrain's layout is decided, so even t-steps put 2-3 steps there
-    and the DDIM walk loses relief; 30 log-SNR steps give the relief of ~150 even steps
-    (docs/model-card.md).
-
-    >>> from pixels2peaks.diffusion.schedule import make_alphas_cumprod
-    >>> logsnr_timesteps(make_alphas_cumprod(1000), 1.0, 8)
-    [999, 992, 967, 858, 495, 132, 24, 0]
-    """
-    if steps < 1:
-        raise InputError(f"steps must be >= 1, got {steps}")
-    abar = alphas_cumprod.detach().to("cpu", torch.float64)
-    t0 = timestep_of(t_start, len(abar))
-    if steps == 1 or t0 == 0:
-        return [t0]
-    lam = torch.log(abar[: t0 + 1] / (1.0 - abar[: t0 + 1]).clamp_min(1e-300))
-    lo = max(float(lam[t0]), float(logsnr_min))
-    targets = torch.linspace(lo, max(lo, float(logsnr_max)), int(steps) - 1, dtype=torch.float64)
-    picked = (lam[None, :] - targets[1:, None]).abs().argmin(dim=1).tolist()
-    return sorted({t0, *picked, 0}, reverse=True)
-
-
-def _abar(alphas_cumprod: torch.Tensor, t: int) -> float:
-    return float(alphas_cumprod[int(t)])
-
-
-def noise_to(
-    x0: torch.Tensor, t: int, alphas_cumprod: torch.Tensor, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Forward process (Eq. 2): ``sqrt(abar_t) x0 + sqrt(1 - abar_t) eps`` with fresh noise drawn
-    on the CPU from ``generator`` (so results do not depend on the device)."""
-    a = _abar(alphas_cumprod, t)
-    eps = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(x0.device)
-    return a**0.5 * x0 + (1.0 - a) ** 0.5 * eps
-
-
-# ----------------------------------------------------------------------------------------------
 # step hooks
 # ----------------------------------------------------------------------------------------------
 class RePaint:
@@ -282,11 +221,7 @@ def sample_ddim(
     called after every step with the state before the update. Runs without autograd; guidance
     wrappers enable it internally.
     """
-    ts = [int(t) for t in timesteps]
-    if not ts:
-        raise InputError("timesteps must not be empty")
-    if any(b >= a for a, b in zip(ts, ts[1:])):
-        raise InputError(f"timesteps must be strictly decreasing, got {ts}")
+    ts = _check_timesteps(timesteps)
     abar = denoiser.alphas_cumprod
     x = x.detach()
     x0 = x
@@ -306,3 +241,78 @@ def sample_ddim(
             if sigma > 0:
                 x = x + sigma * torch.randn(x.shape, generator=generator).to(x.device)
     return x0
+
+
+def _check_timesteps(timesteps: Sequence[int]) -> list[int]:
+    ts = [int(t) for t in timesteps]
+    if not ts:
+        raise InputError("timesteps must not be empty")
+    if any(b >= a for a, b in zip(ts, ts[1:])):
+        raise InputError(f"timesteps must be strictly decreasing, got {ts}")
+    return ts
+
+
+def sample_dpmpp_2m(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    timesteps: Sequence[int],
+    *,
+    known: StepHook | None = None,
+    callback: Callable[[int, int, torch.Tensor, torch.Tensor], None] | None = None,
+    generator: torch.Generator | None = None,
+    eta: float = 0.0,
+) -> torch.Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2; deterministic, ``eta`` must be 0): in
+    ``lambda = log(alpha / sigma)`` with ``alpha = sqrt(abar)``, ``sigma = sqrt(1 - abar)``,
+
+        x_i = (sigma_i / sigma_{i-1}) x_{i-1} - alpha_i (exp(-h_i) - 1) D_i,
+        D_i = (1 + 1 / (2 r_i)) x0_{i-1} - 1 / (2 r_i) x0_{i-2},   r_i = h_{i-1} / h_i,
+
+    with ``D_1 = x0_0`` (first order on the first step and on a step to ``sigma = 0``). Same
+    signature, step hook and callback as :func:`sample_ddim`; returns the last ``x0`` estimate.
+    A second-order multistep method: fewer steps for the same error (tested on Gaussian data,
+    where the probability-flow ODE is known in closed form)."""
+    import math
+
+    if eta != 0.0:
+        raise InputError("the dpmpp_2m sampler is deterministic: eta must be 0")
+    ts = _check_timesteps(timesteps)
+    abar = denoiser.alphas_cumprod
+    x = x.detach()
+    x0 = x
+    prev_x0, prev_h = None, None
+    with torch.no_grad():
+        for i, t in enumerate(ts):
+            if known is not None:
+                x = known(x, t, generator)
+            _, x0 = denoiser(x, t)
+            x0 = x0.detach()
+            if callback is not None:
+                callback(i, t, x, x0)
+            if i + 1 == len(ts):
+                break
+            a_t, a_p = _abar(abar, t), _abar(abar, ts[i + 1])
+            al_t, sg_t = math.sqrt(a_t), math.sqrt(max(1.0 - a_t, 0.0))
+            al_p, sg_p = math.sqrt(a_p), math.sqrt(max(1.0 - a_p, 0.0))
+            lam_t = math.log(al_t / max(sg_t, 1e-12))
+            lam_p = math.log(al_p / max(sg_p, 1e-12))
+            h = lam_p - lam_t
+            d = x0
+            if prev_x0 is not None and sg_p > 1e-6:
+                r = prev_h / h
+                d = (1.0 + 1.0 / (2.0 * r)) * x0 - (1.0 / (2.0 * r)) * prev_x0
+            x = (sg_p / max(sg_t, 1e-12)) * x - al_p * math.expm1(-h) * d
+            prev_x0, prev_h = x0, h
+    return x0
+
+
+#: the samplers, by name (:func:`get_sampler`)
+SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {"ddim": sample_ddim, "dpmpp_2m": sample_dpmpp_2m}
+
+
+def get_sampler(name: str) -> Callable[..., torch.Tensor]:
+    """The sampler called ``name`` (:data:`SAMPLERS`)."""
+    try:
+        return SAMPLERS[name]
+    except KeyError:
+        raise InputError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}") from None

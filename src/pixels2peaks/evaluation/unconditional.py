@@ -62,21 +62,18 @@ def sample_heightmaps(
     batch: int = 4,
     polish: PolishConfig | None = FLUVIAL_POLISH,
     on_step: Callable[[int, int], None] | None = None,
+    sampler: str = "ddim",
 ) -> np.ndarray:
     """``(n, size, size)`` float64 heights in metres (zero reference level) from the prior.
 
     ``steps`` log-SNR-spaced DDIM steps from t = T - 1 (:func:`~pixels2peaks.diffusion.sampling.logsnr_timesteps`); ``batch`` maps per U-Net call for single-tile maps
     (tiled maps go one at a time); ``polish``: see the module doc (None or ``enabled=False``: raw
-    samples; its ``upsample`` must be 1); ``on_step(done, total)`` after every denoising step.
+    samples; its ``upsample`` must be 1); ``on_step(done, total)`` after every denoising step;
+    ``sampler``: by name (:func:`~pixels2peaks.diffusion.sampling.get_sampler`).
     """
     from pixels2peaks.diffusion.polishing import polish as polish_loop
-    from pixels2peaks.diffusion.sampling import (
-        ModelDenoiser,
-        logsnr_timesteps,
-        noise_to,
-        sample_ddim,
-        walk_timesteps,
-    )
+    from pixels2peaks.diffusion.sampling import ModelDenoiser, get_sampler
+    from pixels2peaks.diffusion.schedule import logsnr_timesteps, noise_to, walk_timesteps
     from pixels2peaks.diffusion.tiling import SpotTiledDenoiser
 
     dx = check_cell_size(dx_m)
@@ -88,6 +85,7 @@ def sample_heightmaps(
         polish = None
     if polish is not None and polish.upsample != 1:
         raise InputError("unconditional samples are polished at their own dx: polish upsample must be 1")
+    walk_fn = get_sampler(sampler)
     model = model.eval()
     base = ModelDenoiser(model, dx, bf16=bf16)
     single = is_single_tile(model, size)
@@ -109,7 +107,7 @@ def sample_heightmaps(
 
     out = np.empty((n, size, size), np.float64)
     for a in range(0, n, per):
-        x0 = sample_ddim(denoiser, noise[a : a + per], ts, callback=tick)
+        x0 = walk_fn(denoiser, noise[a : a + per], ts, callback=tick)
         out[a : a + per] = norm.decode(x0[:, 0].cpu().numpy().astype(np.float64))
     if polish is None:
         return out
@@ -118,7 +116,7 @@ def sample_heightmaps(
     def walk(z: np.ndarray, t: float) -> np.ndarray:
         wts = walk_timesteps(len(model.alphas_cumprod), t, polish.steps)
         x = torch.from_numpy(norm.encode(z)).float()[None, None]
-        x0 = sample_ddim(denoiser, noise_to(x, wts[0], model.alphas_cumprod, gen), wts, callback=tick)
+        x0 = walk_fn(denoiser, noise_to(x, wts[0], model.alphas_cumprod, gen), wts, callback=tick)
         return norm.decode(x0[0, 0].cpu().numpy().astype(np.float64))
 
     unbounded = np.full((size, size), np.inf)

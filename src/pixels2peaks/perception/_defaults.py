@@ -137,7 +137,8 @@ def _builtin_geometry(opts: Mapping[str, Any]):
 
     stem = opts.get("depth_weights") or DEFAULT_WEIGHTS
     if weights_available(stem):
-        return LearnedGeometry(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), weights=stem)
+        return LearnedGeometry(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), weights=stem,
+                               upsample=str(opts.get("depth_upsample") or "bilinear"))
     return _classical_geometry(opts)
 
 
@@ -173,9 +174,9 @@ def register_defaults() -> None:
     for spec in (
         BackendSpec("geometry", "moge", _moge_factory, _moge_available, 10, (moge,)),
         BackendSpec("geometry", "depth_anything", _depth_factory, _depth_available, 20, (tb,)),
-        BackendSpec("geometry", "builtin", _builtin_geometry, _always, 100, (depth, builtin)),
+        BackendSpec("geometry", "builtin", _builtin_geometry, _always, 100, (depth, builtin, P + "upsample")),
         BackendSpec("geometry", "classical", _classical_geometry, _always, 110, (builtin,)),
-        BackendSpec("geometry", "contours", _contour_geometry, _always, 105, (contours, depth, builtin)),
+        BackendSpec("geometry", "contours", _contour_geometry, _always, 105, (contours, depth, builtin, P + "upsample")),
         BackendSpec("segmentation", "grounded_sam", _gsam_factory, _gsam_available, 10, (tb,)),
         BackendSpec("segmentation", "builtin", _builtin_segmentation, _always, 100, (builtin, P + "skyline")),
         BackendSpec("priors", "vlm", _vlm_factory, _vlm_available, 10, (P + "vlm", builtin)),

@@ -172,9 +172,16 @@ def fill_void(rgb: np.ndarray, void: np.ndarray) -> np.ndarray:
     return rgb[idx[0], idx[1]]
 
 
-def predict_log_depth(image: np.ndarray, net: Any = None) -> tuple[np.ndarray, np.ndarray]:
+UPSAMPLING = ("bilinear", "joint_bilateral")
+
+
+def predict_log_depth(
+    image: np.ndarray, net: Any = None, upsample: str = "bilinear"
+) -> tuple[np.ndarray, np.ndarray]:
     """``(H, W, 3)`` uint8 RGB -> ``(ln d, sky probability)``, both float32 ``(H, W)``; ``ln d``
-    is relative (arbitrary additive constant).
+    is relative (arbitrary additive constant). ``upsample``: how the network's low-resolution
+    ``ln d`` reaches the photo's size: ``"bilinear"`` or ``"joint_bilateral"`` (guided by the
+    photo, :func:`~pixels2peaks.perception.upsample.joint_bilateral_upsample`).
 
     Black image borders (:func:`~pixels2peaks.perception.skyline.border_void`) are filled with
     the nearest image content first (the network never saw them); the output is the mean of the
@@ -199,6 +206,12 @@ def predict_log_depth(image: np.ndarray, net: Any = None) -> tuple[np.ndarray, n
         ld, sky = net(x)
     ld = (0.5 * (ld[0, 0] + ld[1, 0].flip(-1))).float().cpu().numpy()
     sky = torch.sigmoid(0.5 * (sky[0, 0] + sky[1, 0].flip(-1))).float().cpu().numpy()
+    if upsample == "joint_bilateral":
+        from pixels2peaks.perception.upsample import joint_bilateral_upsample
+
+        return joint_bilateral_upsample(ld, np.clip(rgb, 0, 1)), _resize(sky, (w, h))
+    if upsample != "bilinear":
+        raise InputError(f"depth upsampling must be one of {UPSAMPLING}, got {upsample!r}")
     return _resize(ld, (w, h)), _resize(sky, (w, h))
 
 
@@ -225,10 +238,11 @@ class LearnedGeometry:
     fov_x_deg: float = 60.0
     weights: str | Path = DEFAULT_WEIGHTS
     name: str = "builtin"
+    upsample: str = "bilinear"
 
     def estimate(self, image: np.ndarray, terrain: np.ndarray | None = None) -> GeometryResult:
         net, card = load_depth_net(self.weights)
-        ld, _ = predict_log_depth(image, net)
+        ld, _ = predict_log_depth(image, net, self.upsample)
         d = np.exp(ld - float(np.median(ld)))
         pts = ray_pointmap(d, self.fov_x_deg)
         valid = np.array(terrain, bool) if terrain is not None else np.ones(d.shape, bool)

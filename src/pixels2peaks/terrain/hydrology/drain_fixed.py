@@ -14,10 +14,10 @@ pit in a plateau"). Here only the other cells change:
    a descending staircase below it, until the chain is low enough. A fixed cell on the chain
    stops the carve (the depression stays; it is counted in ``unresolved``).
 3. **Valleys, not slots.** A carve through a ridge is one cell wide and as deep as the ridge.
-   Every free cell is lowered to at most ``carved height + distance x dx x side_slope`` from the
-   carved cells (a cone of slope ``side_slope`` around each, 8-neighbour chamfer distances,
-   propagated through free cells only, up to the carved cell's original height): a V-shaped
-   notch as deep as the carve, whose sides drain into it.
+   Free cells near a carve are lowered towards ``carved height + distance x dx x side_slope``
+   (a cone of slope ``side_slope``, 8-neighbour chamfer distances, through free cells only),
+   by at most the carve's depth minus ``dx x side_slope`` per cell of distance: a notch whose
+   sides drain into it and fade into the untouched terrain without a step.
 
 4. **Fill what is left**: a free cell whose every route crosses a higher fixed cell (a hole
    among fixed cells) cannot drain by lowering; it is raised to its spill height.
@@ -100,14 +100,16 @@ def _breach_chains(z, fixed, order, parent, eps):  # pragma: no cover - numba
 
 @njit(cache=True)
 def _valleys(z, orig, free, carved, H, W, rise, passes):  # pragma: no cover - numba
-    """Lower free cells towards the carved ones: ``h(x) = min(z(x), h(y) + rise * d(x, y))``
-    for a neighbour ``y`` already lowered (or carved), up to the original height of the carved
-    cell it descends from (a V notch as deep as the carve; chamfer sweeps)."""
+    """Widen the carves into notches: a free cell next to a lowered (or carved) one is lowered
+    towards ``h(y) + rise * d(x, y)``, by at most the carve depth of its source minus ``rise`` per
+    cell of distance (chamfer sweeps). The lowering fades out with distance, so the notch meets
+    the terrain without a step, and every lowered cell stays above the neighbour it descends
+    to."""
     h = z.copy()
-    top = np.full(H * W, -np.inf)  # original height of the carved cell that lowered the cell
+    budget = np.zeros(H * W)  # what the cell may still pass on: the source's depth minus distance
     for c in range(H * W):
         if carved[c]:
-            top[c] = orig[c]
+            budget[c] = orig[c] - z[c]
     diag = rise * math.sqrt(2.0)
     for _ in range(passes):
         for sweep in range(2):
@@ -121,12 +123,15 @@ def _valleys(z, orig, free, carved, H, W, rise, passes):  # pragma: no cover - n
                     if ni < 0 or nj < 0 or ni >= H or nj >= W:
                         continue
                     nb = ni * W + nj
-                    if top[nb] == -np.inf:
+                    step = rise if d % 2 == 0 else diag
+                    left = budget[nb] - step
+                    if left <= 0.0:
                         continue
-                    v = h[nb] + (rise if d % 2 == 0 else diag)
-                    if v < h[c] and v <= top[nb]:
-                        h[c] = v
-                        top[c] = top[nb]
+                    v = h[nb] + step
+                    lower = min(orig[c] - v, left)
+                    if lower > 0.0 and orig[c] - lower < h[c]:
+                        h[c] = orig[c] - lower
+                        budget[c] = left
     return h
 
 
