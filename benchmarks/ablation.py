@@ -270,15 +270,15 @@ def configurations(base):
         "c_no_polish": c_np,
         "d_full": base,
         "d_full_no_final_projection": dataclasses.replace(base, polish=noproj),
-        "d_full_fill": dataclasses.replace(base, hyd_method="fill"),
+        "d_full_fill": dataclasses.replace(base, guidance=dataclasses.replace(g, hydrology=dataclasses.replace(g.hydrology, method="fill"))),
         # one guidance term removed: full pipeline, and main diffusion only (no polishing, whose
         # hard projections would otherwise hide the term's effect on MDD / OVE)
-        "no_hyd": dataclasses.replace(base, guidance=dataclasses.replace(g, hyd=0.0)),
-        "no_geo": dataclasses.replace(base, guidance=dataclasses.replace(g, geo=0.0)),
-        "no_view": dataclasses.replace(base, guidance=dataclasses.replace(g, view=0.0)),
-        "no_hyd_np": dataclasses.replace(c_np, guidance=dataclasses.replace(g, hyd=0.0)),
-        "no_geo_np": dataclasses.replace(c_np, guidance=dataclasses.replace(g, geo=0.0)),
-        "no_view_np": dataclasses.replace(c_np, guidance=dataclasses.replace(g, view=0.0)),
+        "no_hyd": dataclasses.replace(base, guidance=g.without("hydrology")),
+        "no_geo": dataclasses.replace(base, guidance=g.without("geomorph")),
+        "no_view": dataclasses.replace(base, guidance=g.without("view")),
+        "no_hyd_np": dataclasses.replace(c_np, guidance=g.without("hydrology")),
+        "no_geo_np": dataclasses.replace(c_np, guidance=g.without("geomorph")),
+        "no_view_np": dataclasses.replace(c_np, guidance=g.without("view")),
         "unguided": dataclasses.replace(base, guidance=dataclasses.replace(g, scale=0.0)),
         "unguided_no_polish": dataclasses.replace(c_np, guidance=dataclasses.replace(g, scale=0.0)),
         # not in the default list: the fluvial polish of unconditional samples (stream-power
@@ -286,8 +286,8 @@ def configurations(base):
         "d_full_erosion": dataclasses.replace(base, polish=dataclasses.replace(base.polish, erosion_k=0.3)),
         # not in the default list: L_geo as in session 1 (soft M_sigma, slope and curvature at D_2,
         # geo 3, lambda_c 10), main diffusion only
-        "geo_soft_d2_np": dataclasses.replace(c_np, geo_mask="soft", geo_factors=(2, 2),
-                                              guidance=dataclasses.replace(g, geo=3.0, lambda_c=10.0)),
+        "geo_soft_d2_np": dataclasses.replace(c_np, guidance=dataclasses.replace(g, geomorph=dataclasses.replace(
+            g.geomorph, mask="soft", slope_factor=2, curvature_factor=2, weight=3.0, lambda_c=10.0))),
     }
 
 

@@ -116,7 +116,7 @@ def main() -> None:
     if a.steps is not None:
         cfg = cfg.replace(steps=a.steps)
     if a.gradient is not None:
-        cfg = cfg.replace(gradient_mode=a.gradient)
+        cfg = cfg.replace(guidance=dataclasses.replace(cfg.guidance, gradient_mode=a.gradient))
     result = {"threads": a.threads, "machine": platform.platform(), "torch": torch.__version__,
               "prior_step": json.loads(DEFAULT_CONFIG.read_text()).get("training", {}).get("step"),
               "load_average_start": list(os.getloadavg())}
@@ -216,7 +216,7 @@ def compare_modes(a, model, cfg) -> dict:
     print(f"\ngradient modes on {case['name']}: main diffusion only, {a.compare_steps} steps", flush=True)
     rows = {}
     for mode in ("x0", "unet"):
-        c2 = cfg.replace(gradient_mode=mode, steps=a.compare_steps, paste_known=False,
+        c2 = cfg.replace(guidance=dataclasses.replace(cfg.guidance, gradient_mode=mode), steps=a.compare_steps, paste_known=False,
                          polish=PolishConfig(enabled=False))
         t1 = time.perf_counter()
         r2 = complete(case["z_v"], case["m_v"], case["z_max"], case["dx"], c2, model=model)

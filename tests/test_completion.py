@@ -11,13 +11,14 @@ from pixels2peaks.training.synthetic import fractal
 from pixels2peaks.diffusion.completion import (
     CompletionConfig,
     CompletionResult,
-    GuidanceWeights,
+    GuidanceConfig,
     PolishConfig,
     complete,
     ove,
     resample_inputs,
     vve,
 )
+from pixels2peaks.diffusion.guidance import HydrologyGuidance
 from pixels2peaks.diffusion.initialization import laplacian_init, procedural_init
 from pixels2peaks.diffusion.model import PriorConfig, TerrainPrior, save_prior
 from pixels2peaks.diffusion.polishing import back_projected_upsample, block_mean, coarse_projection, upsample_nearest
@@ -189,14 +190,18 @@ def test_progress_reports_every_step(results):
 
 
 def test_config_round_trip_and_validation():
-    c = FAST.replace(guidance=GuidanceWeights(hyd=3.0), geo_factors=(2, 1), geo_mask="soft")
+    from pixels2peaks.diffusion.guidance import GeomorphGuidance
+
+    c = FAST.replace(guidance=GuidanceConfig(hydrology=HydrologyGuidance(weight=3.0),
+                                             geomorph=GeomorphGuidance(slope_factor=2, curvature_factor=1, mask="soft")))
     d = json.loads(json.dumps(c.to_dict()))
     assert CompletionConfig.from_dict(d) == c
     with pytest.raises(InputError):
         CompletionConfig.from_dict({"nope": 1})
-    for bad in (dict(steps=0), dict(t_start=0.0), dict(init="x"), dict(gradient_mode="x"), dict(device="tpu"),
-                dict(hyd_method="x"), dict(geo_curvature="x"), dict(geo_mask="x"), dict(geo_factors=(2,)),
-                dict(geo_factors=(0, 2)), dict(geo_factors=(2.5, 2))):
+    for bad in (dict(steps=0), dict(t_start=0.0), dict(init="x"), dict(guidance={"gradient_mode": "x"}),
+                dict(device="tpu"), dict(guidance={"hydrology": {"method": "x"}}),
+                dict(guidance={"geomorph": {"curvature": "x"}}), dict(guidance={"geomorph": {"mask": "x"}}),
+                dict(guidance={"geomorph": {"slope_factor": 0}}), dict(guidance={"geomorph": {"curvature_factor": 2.5}})):
         with pytest.raises(InputError):
             CompletionConfig(**bad)
     with pytest.raises(InputError):
@@ -207,8 +212,9 @@ def test_ablation_modes_run(tiny):
     _, z_v, m, zmax = _case(32, 32)
     nop = PolishConfig(enabled=False)
     for cfg in (FAST.replace(init="noise", polish=nop, steps=2), FAST.replace(init="laplacian", polish=nop, steps=2),
-                FAST.replace(gradient_mode="unet", polish=nop, steps=2, hyd_method="fill"),
-                FAST.replace(guidance=GuidanceWeights(scale=0.0), polish=nop, steps=2)):
+                FAST.replace(guidance=GuidanceConfig(gradient_mode="unet", hydrology=HydrologyGuidance(method="fill")),
+                             polish=nop, steps=2),
+                FAST.replace(guidance=GuidanceConfig(scale=0.0), polish=nop, steps=2)):
         r = complete(z_v, m, zmax, 60.0, cfg, model=tiny)
         assert np.isfinite(r.z).all() and np.array_equal(r.z[m], z_v[m].astype(np.float32))
 

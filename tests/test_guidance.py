@@ -8,7 +8,10 @@ import torch
 
 from pixels2peaks.diffusion.guidance import (
     CompletionLoss,
-    GuidanceWeights,
+    GeomorphGuidance,
+    GuidanceConfig,
+    HydrologyGuidance,
+    ViewGuidance,
     Guided,
     geo_masks,
     geomorph_loss,
@@ -26,6 +29,14 @@ from tiny_diffusion import ABAR, TINY
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 N = 32
+
+
+
+def _only(**terms) -> GuidanceConfig:
+    """A guidance with only the given terms on (the others at weight 0)."""
+    off = {"hydrology": HydrologyGuidance(weight=0.0), "geomorph": GeomorphGuidance(weight=0.0),
+           "view": ViewGuidance(weight=0.0)}
+    return GuidanceConfig(**(off | terms))
 
 
 def _bowl(n=N):
@@ -125,17 +136,19 @@ def test_completion_loss_geo_statistics_at_their_own_scales():
     known = torch.zeros(1, 1, N, N)
     known[..., : N // 2] = 1
     x = torch.where(known > 0, rough, 0.2 * rough)
-    w = GuidanceWeights(hyd=0, geo=1.0, view=0, lambda_s=2.0, lambda_c=3.0)
-    t = CompletionLoss(known, w, geo_factors=(4, 2)).terms(x)
+    geo = GeomorphGuidance(weight=1.0, lambda_s=2.0, lambda_c=3.0, slope_factor=4, curvature_factor=2)
+    w = _only(geomorph=geo)
+    t = CompletionLoss(known, w).terms(x)
     torch.testing.assert_close(t["geo_slope"], geomorph_loss(x, known, factor=4, lambda_s=2.0, lambda_c=0.0))
     torch.testing.assert_close(t["geo_curv"], geomorph_loss(x, known, factor=2, lambda_s=0.0, lambda_c=3.0))
     torch.testing.assert_close(t["geo"], t["geo_slope"] + t["geo_curv"])
-    same = CompletionLoss(known, w, factor=2).terms(x)
+    same = CompletionLoss(known, _only(geomorph=GeomorphGuidance(weight=1.0, lambda_s=2.0, lambda_c=3.0, slope_factor=2,
+                                                                   curvature_factor=2))).terms(x)
     torch.testing.assert_close(same["geo"], geomorph_loss(x, known, factor=2, lambda_s=2.0, lambda_c=3.0))
 
 
-@pytest.mark.parametrize("w", [GuidanceWeights(hyd=5, geo=0, view=0), GuidanceWeights(hyd=0, geo=3, view=0),
-                               GuidanceWeights(hyd=0, geo=0, view=5)])
+@pytest.mark.parametrize("w", [_only(hydrology=HydrologyGuidance(weight=5)), _only(geomorph=GeomorphGuidance(weight=3)),
+                               _only(view=ViewGuidance(weight=5))])
 def test_guidance_is_equivariant_under_height_scaling(w):
     """Every term is 2-homogeneous in the heights, so grad L(k x) = k grad L(x): the guided x0 step
     scales with the heights and the weights mean the same in any normalized units (e.g. the per-dx
@@ -147,7 +160,7 @@ def test_guidance_is_equivariant_under_height_scaling(w):
     grads = []
     for k in (1.0, 4.0):
         x = (k * z).clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(CompletionLoss(known, w, z_max=k * zmax, geo_factors=(4, 2))(x), x)
+        (g,) = torch.autograd.grad(CompletionLoss(known, w, z_max=k * zmax)(x), x)
         grads.append(g)
     assert float(grads[0].abs().max()) > 0
     torch.testing.assert_close(grads[1], 4.0 * grads[0], rtol=1e-4, atol=1e-6 * float(grads[0].abs().max()))
@@ -166,21 +179,30 @@ def test_view_loss_only_penalises_occluded_cells_above_bound():
     assert float(view_loss(x - 10, zmax, known)) == 0.0
 
 
-def test_guidance_weights_validation():
-    assert GuidanceWeights().active
-    assert not GuidanceWeights(scale=0.0).active
-    assert not GuidanceWeights(hyd=0, geo=0, view=0).active
-    with pytest.raises(InputError):
-        GuidanceWeights(hyd=-1)
-    with pytest.raises(InputError):
-        GuidanceWeights(view=float("nan"))
+def test_guidance_config_validation():
+    assert GuidanceConfig().active and len(GuidanceConfig().terms) == 3
+    assert not GuidanceConfig(scale=0.0).active
+    assert not GuidanceConfig().without("hydrology", "geomorph", "view").active
+    assert [t.name for t in GuidanceConfig().without("geomorph").terms] == ["hyd", "view"]
+    # a saved config comes back as the same objects
+    from dataclasses import asdict
+
+    g = GuidanceConfig(gradient_mode="unet", hydrology=HydrologyGuidance(method="fill"))
+    assert GuidanceConfig(**asdict(g)) == g
+    for bad in (lambda: HydrologyGuidance(weight=-1), lambda: ViewGuidance(weight=float("nan")),
+                lambda: HydrologyGuidance(method="x"), lambda: GeomorphGuidance(curvature="x"),
+                lambda: GeomorphGuidance(mask="x"), lambda: GeomorphGuidance(slope_factor=0),
+                lambda: GeomorphGuidance(curvature_factor=2.5), lambda: GuidanceConfig(gradient_mode="x"),
+                lambda: GuidanceConfig(hydrology=3)):
+        with pytest.raises(InputError):
+            bad()
 
 
 def test_completion_loss_weights_are_per_cell():
     """Doubling the map size does not change the per-cell gradient of the hydrological term."""
     def grad_at_pit(n):
         x = torch.from_numpy(np.tile(_bowl(32)[0, 0].numpy(), (n // 32, n // 32)))[None, None]
-        loss = CompletionLoss(torch.zeros(n, n), GuidanceWeights(hyd=1.0, geo=0, view=0), factor=2)
+        loss = CompletionLoss(torch.zeros(n, n), _only(hydrology=HydrologyGuidance(weight=1.0, factor=2)))
         xx = x.clone().requires_grad_(True)
         (g,) = torch.autograd.grad(loss(xx), xx)
         return g[0, 0, :32, :32]
@@ -262,20 +284,20 @@ def _case(term):
     known[..., : N // 2] = 1
     g = torch.Generator().manual_seed(1)
     if term == "hyd":
-        return _bowl() * 3, known, None, GuidanceWeights(hyd=2.0, geo=0, view=0)
+        return _bowl() * 3, known, None, _only(hydrology=HydrologyGuidance(weight=2.0, factor=2))
     if term == "geo":
         z = torch.where(known > 0, 2.0 * torch.randn(1, 1, N, N, generator=g), torch.zeros(1, 1, N, N))
-        return z, known, None, GuidanceWeights(hyd=0, geo=3.0, view=0)
+        return z, known, None, _only(geomorph=GeomorphGuidance(weight=3.0, slope_factor=2, curvature_factor=2))
     z = torch.zeros(1, 1, N, N)
     zmax = torch.full((1, 1, N, N), -1.0)
-    return z, known, zmax, GuidanceWeights(hyd=0, geo=0, view=1.0)
+    return z, known, zmax, _only(view=ViewGuidance(weight=1.0))
 
 
 @pytest.mark.parametrize("term", ["hyd", "geo", "view"])
 @pytest.mark.parametrize("mode", ["x0", "unet"])
 def test_each_term_lowers_its_loss(tiny, term, mode):
     z, known, zmax, w = _case(term)
-    loss = CompletionLoss(known, w, z_max=zmax, factor=2)
+    loss = CompletionLoss(known, w, z_max=zmax)
     free = _walk(tiny, loss, 0.0, z)
     guided_out = _walk(tiny, loss, 1.0, z, mode=mode)
     l_free = float(loss.terms(free)[term])

@@ -81,6 +81,7 @@ def complete_cmd(
     import torch
 
     from pixels2peaks.diffusion.completion import CompletionConfig, complete, resample_inputs
+    from pixels2peaks.diffusion.guidance import GuidanceConfig, HydrologyGuidance
     from pixels2peaks.diffusion.polishing import PolishConfig
     from pixels2peaks.io import read_dem, write_geotiff
 
@@ -93,8 +94,9 @@ def complete_cmd(
         if threads < 1:
             raise InputError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
+    guidance = GuidanceConfig(gradient_mode=gradient, hydrology=HydrologyGuidance(method=hydrology))
     cfg = CompletionConfig(
-        seed=seed, steps=steps, t_start=t_start, gradient_mode=gradient, hyd_method=hydrology,
+        seed=seed, steps=steps, t_start=t_start, guidance=guidance,
         paste_known=not no_paste, device=device, bf16=bf16,
         polish=PolishConfig(enabled=not no_polish),
     )

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pixels2peaks.diffusion.guidance import GRADIENT_MODES, CompletionLoss, GuidanceWeights, guided
+from pixels2peaks.diffusion.guidance import CompletionLoss, GuidanceConfig, guided
 from pixels2peaks.diffusion.initialization import laplacian_init, lem_init, procedural_init
 from pixels2peaks.diffusion.polishing import (
     PolishConfig,
@@ -59,7 +59,7 @@ __all__ = [
     "CompletionConfig",
     "CompletionResult",
     "PolishConfig",
-    "GuidanceWeights",
+    "GuidanceConfig",
     "complete",
     "resample_inputs",
     "vve",
@@ -83,14 +83,7 @@ class CompletionConfig:
     init_octaves: int | None = None
     init_noise_gain: float = 0.5
     init_smooth_iters: int = 8
-    guidance: GuidanceWeights = field(default_factory=GuidanceWeights)
-    gradient_mode: str = "x0"
-    hyd_method: str = "breach"
-    hyd_factor: int = 2
-    geo_factors: tuple[int, int] = (4, 2)
-    geo_curvature: str = "abs"
-    geo_mask: str = "binary"
-    kappa_max: float = 2.0
+    guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
     repaint_t_min: float = 0.05
     tile_cells: int | None = None  # None: the prior's inference tile (PriorConfig.sample_size, 256)
     tile_min_edge_cells: int = 64
@@ -109,7 +102,7 @@ class CompletionConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.guidance, dict):
-            object.__setattr__(self, "guidance", GuidanceWeights(**self.guidance))
+            object.__setattr__(self, "guidance", GuidanceConfig(**self.guidance))
         if isinstance(self.polish, dict):
             object.__setattr__(self, "polish", PolishConfig(**self.polish))
         if self.steps < 1:
@@ -118,20 +111,6 @@ class CompletionConfig:
             raise InputError(f"t_start must be in (0, 1], got {self.t_start}")
         if self.init not in INIT_MODES:
             raise InputError(f"init must be one of {INIT_MODES}, got {self.init!r}")
-        if self.gradient_mode not in GRADIENT_MODES:
-            raise InputError(f"gradient_mode must be one of {GRADIENT_MODES}, got {self.gradient_mode!r}")
-        if self.hyd_method not in ("breach", "fill"):
-            raise InputError(f"hyd_method must be 'breach' or 'fill', got {self.hyd_method!r}")
-        if self.geo_curvature not in ("abs", "signed"):
-            raise InputError(f"geo_curvature must be 'abs' or 'signed', got {self.geo_curvature!r}")
-        if self.hyd_factor < 1:
-            raise InputError(f"hyd_factor must be >= 1, got {self.hyd_factor}")
-        gf = tuple(self.geo_factors)
-        if len(gf) != 2 or any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in gf):
-            raise InputError(f"geo_factors must be two integers >= 1 (slope, curvature), got {self.geo_factors!r}")
-        object.__setattr__(self, "geo_factors", gf)
-        if self.geo_mask not in ("binary", "soft"):
-            raise InputError(f"geo_mask must be 'binary' or 'soft', got {self.geo_mask!r}")
         get_sampler(self.sampler)  # a one-line error for an unknown name
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(f"device must be auto, cpu or cuda, got {self.device!r}")
@@ -141,7 +120,6 @@ class CompletionConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["polish"]["ts"] = list(d["polish"]["ts"])
-        d["geo_factors"] = list(d["geo_factors"])
         return d
 
     @classmethod
@@ -312,13 +290,11 @@ class _Walker:
         )
         self.denoiser = self.tiled
         self.guided = None
-        if cfg.guidance.active:
-            self.loss = CompletionLoss(
-                known_t, cfg.guidance, z_max=zmax_n, factor=cfg.hyd_factor, geo_factors=cfg.geo_factors,
-                hyd_method=cfg.hyd_method, curvature=cfg.geo_curvature, geo_mask=cfg.geo_mask, profiler=profiler,
-            )
-            self.guided = guided(self.tiled, self.loss, cfg.guidance.scale, cfg.gradient_mode,
-                                 kappa_max=cfg.kappa_max, profiler=profiler)
+        g = cfg.guidance
+        if g.active:
+            self.loss = CompletionLoss(known_t, g, z_max=zmax_n, profiler=profiler)
+            self.guided = guided(self.tiled, self.loss, g.scale, g.gradient_mode, kappa_max=g.kappa_max,
+                                 profiler=profiler)
             self.guided.history = history
             self.denoiser = self.guided
         self.hook = RePaint(zk_n, known_t, self.abar, repaint_t_min)

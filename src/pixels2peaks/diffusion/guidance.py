@@ -11,7 +11,10 @@ works at every ``dx`` (see ``docs/guided-completion.md`` for the rescaling of th
 * :func:`geomorph_loss` (Eq. 8): squared differences between the mean slope / curvature of the
   unknown and (stop-gradient) known cells of ``D(x0)`` (binary ``M_sigma``, :func:`geo_masks`).
 * :func:`view_loss` (Eq. 9): ``E_{1-M}[ReLU(x0 - sg Z_max)^2]``.
-* :class:`CompletionLoss`: the weighted composite ``L_guide`` (Eq. 5) with per-cell weights.
+* :class:`HydrologyGuidance`, :class:`GeomorphGuidance`, :class:`ViewGuidance`: one frozen config
+  per term (weight and the term's own settings), gathered in :class:`GuidanceConfig` with the
+  scale and gradient mode of Eq. 6;
+* :class:`CompletionLoss`: the weighted composite ``L_guide`` (Eq. 5), the sum of the terms.
 * :func:`guided` wraps a denoiser so its ``eps`` follows Eq. 6 (sign chosen so that the guide
   loss *decreases*, see :class:`Guided`).
 """
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -37,7 +40,10 @@ __all__ = [
     "view_loss",
     "masked_mean",
     "geo_masks",
-    "GuidanceWeights",
+    "HydrologyGuidance",
+    "GeomorphGuidance",
+    "ViewGuidance",
+    "GuidanceConfig",
     "CompletionLoss",
     "Guided",
     "guided",
@@ -162,80 +168,188 @@ def view_loss(x0: torch.Tensor, z_max: torch.Tensor, known: torch.Tensor) -> tor
     return masked_mean(excess**2, u.expand_as(excess))
 
 
+def _check_weight(name: str, v: float) -> float:
+    v = float(v)
+    if not math.isfinite(v) or v < 0:
+        raise InputError(f"guidance weight {name} must be a finite number >= 0, got {v!r}")
+    return v
+
+
+def _check_factor(name: str, f) -> int:
+    if isinstance(f, bool) or not isinstance(f, int) or f < 1:
+        raise InputError(f"guidance {name} must be an integer >= 1, got {f!r}")
+    return int(f)
+
+
 @dataclass(frozen=True)
-class GuidanceWeights:
-    """Guidance scale ``s`` and the weights of Eq. 5 / Eq. 8.
+class HydrologyGuidance:
+    """``L_hyd`` (Eq. 7) on ``D_factor(x0)`` with the target ``method`` (``"breach"``, default,
+    or ``"fill"``, the paper's Fig. 10h option). ``weight`` is per cell (see
+    :class:`CompletionLoss`)."""
 
-    Weights are **per cell** (see :class:`CompletionLoss`): ``hyd``, ``geo``, ``view`` multiply
-    the mean of their term times the number of cells the mean runs over, so they do not depend on
-    the heightmap size. Defaults: see ``docs/guided-completion.md``.
-    """
-
-    scale: float = 1.0
-    hyd: float = 5.0
-    geo: float = 3.0
-    view: float = 5.0
-    lambda_s: float = 1.0
-    lambda_c: float = 10.0
+    weight: float = 5.0
+    factor: int = 2
+    method: HydMethod = "breach"
+    name = "hyd"
 
     def __post_init__(self) -> None:
-        for k in ("scale", "hyd", "geo", "view", "lambda_s", "lambda_c"):
-            v = float(getattr(self, k))
-            if not math.isfinite(v) or v < 0:
-                raise InputError(f"guidance weight {k} must be a finite number >= 0, got {v!r}")
-            object.__setattr__(self, k, v)
+        object.__setattr__(self, "weight", _check_weight("hydrology", self.weight))
+        object.__setattr__(self, "factor", _check_factor("hydrology factor", self.factor))
+        if self.method not in ("breach", "fill"):
+            raise InputError(f"hydrology method must be 'breach' or 'fill', got {self.method!r}")
+
+    def cells(self, known: torch.Tensor) -> dict[str, float]:
+        return {"hyd": float(known[0, 0].numel())}
+
+    def terms(self, x0, known, z_max, cells, profiler) -> dict[str, torch.Tensor]:
+        return {"hyd": hydrology_loss(x0, factor=self.factor, method=self.method, profiler=profiler)}
+
+    def total(self, terms: dict[str, torch.Tensor], cells: dict[str, float]) -> torch.Tensor:
+        return self.weight * cells["hyd"] * terms["hyd"]
+
+
+@dataclass(frozen=True)
+class GeomorphGuidance:
+    """``L_geo`` (Eq. 8): ``lambda_s`` times the slope statistic on ``D_slope_factor(x0)`` plus
+    ``lambda_c`` times the curvature statistic on ``D_curvature_factor(x0)``, each at its own
+    scale (docs/guided-completion.md); ``curvature`` and ``mask`` as in :func:`geomorph_loss`."""
+
+    weight: float = 3.0
+    lambda_s: float = 1.0
+    lambda_c: float = 10.0
+    slope_factor: int = 4
+    curvature_factor: int = 2
+    curvature: CurvatureMode = "abs"
+    mask: GeoMask = "binary"
+    name = "geo"
+
+    def __post_init__(self) -> None:
+        for k in ("weight", "lambda_s", "lambda_c"):
+            object.__setattr__(self, k, _check_weight(k, getattr(self, k)))
+        for k in ("slope_factor", "curvature_factor"):
+            object.__setattr__(self, k, _check_factor(k, getattr(self, k)))
+        if self.curvature not in ("abs", "signed"):
+            raise InputError(f"curvature must be 'abs' or 'signed', got {self.curvature!r}")
+        if self.mask not in ("binary", "soft"):
+            raise InputError(f"geo mask must be 'binary' or 'soft', got {self.mask!r}")
+
+    def cells(self, known: torch.Tensor) -> dict[str, float]:
+        # the input cells each unknown expectation runs over (f^2 per coarse cell)
+        def n(f: int) -> float:
+            return float(geo_masks(known, f, self.mask)[1].sum()) * f * f
+
+        return {"geo_slope": n(self.slope_factor), "geo_curv": n(self.curvature_factor),
+                "n_unknown": float((1.0 - known[0, 0]).sum()), "n_cells": float(known[0, 0].numel())}
+
+    def terms(self, x0, known, z_max, cells, profiler) -> dict[str, torch.Tensor]:
+        if not 0 < cells["n_unknown"] < cells["n_cells"]:
+            return {}
+        kw = dict(curvature=self.curvature, mask=self.mask)
+        zero = (x0 * 0.0).sum()
+        out = {"geo_slope": geomorph_loss(x0, known, factor=self.slope_factor, lambda_s=self.lambda_s, lambda_c=0.0, **kw)
+               if self.lambda_s else zero,
+               "geo_curv": geomorph_loss(x0, known, factor=self.curvature_factor, lambda_s=0.0, lambda_c=self.lambda_c, **kw)
+               if self.lambda_c else zero}
+        out["geo"] = out["geo_slope"] + out["geo_curv"]  # Eq. 8 (each statistic at its own scale)
+        return out
+
+    def total(self, terms: dict[str, torch.Tensor], cells: dict[str, float]) -> torch.Tensor:
+        return self.weight * (cells["geo_slope"] * terms["geo_slope"] + cells["geo_curv"] * terms["geo_curv"])
+
+
+@dataclass(frozen=True)
+class ViewGuidance:
+    """``L_view`` (Eq. 9): occluded cells above the view bound ``Z_max``."""
+
+    weight: float = 5.0
+    name = "view"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weight", _check_weight("view", self.weight))
+
+    def cells(self, known: torch.Tensor) -> dict[str, float]:
+        return {"view": float((1.0 - known[0, 0]).sum())}
+
+    def terms(self, x0, known, z_max, cells, profiler) -> dict[str, torch.Tensor]:
+        if z_max is None or cells["view"] <= 0:
+            return {}
+        return {"view": view_loss(x0, z_max.to(x0.device), known)}
+
+    def total(self, terms: dict[str, torch.Tensor], cells: dict[str, float]) -> torch.Tensor:
+        return self.weight * cells["view"] * terms["view"]
+
+
+GuidanceTerm = HydrologyGuidance | GeomorphGuidance | ViewGuidance
+_TERM_FIELDS = {"hydrology": HydrologyGuidance, "geomorph": GeomorphGuidance, "view": ViewGuidance}
+
+
+@dataclass(frozen=True)
+class GuidanceConfig:
+    """The guidance of a completion: scale ``s`` and gradient mode of Eq. 6 (:class:`Guided`),
+    and one frozen config per loss term of Eq. 5 (a term with weight 0 is off). Defaults: see
+    ``docs/guided-completion.md``."""
+
+    scale: float = 1.0
+    gradient_mode: str = "x0"
+    kappa_max: float = 2.0
+    hydrology: HydrologyGuidance = field(default_factory=HydrologyGuidance)
+    geomorph: GeomorphGuidance = field(default_factory=GeomorphGuidance)
+    view: ViewGuidance = field(default_factory=ViewGuidance)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", _check_weight("scale", self.scale))
+        object.__setattr__(self, "kappa_max", _check_weight("kappa_max", self.kappa_max))
+        if self.gradient_mode not in GRADIENT_MODES:
+            raise InputError(f"gradient_mode must be one of {GRADIENT_MODES}, got {self.gradient_mode!r}")
+        for k, cls in _TERM_FIELDS.items():
+            v = getattr(self, k)
+            if isinstance(v, dict):
+                object.__setattr__(self, k, cls(**v))
+            elif not isinstance(v, cls):
+                raise InputError(f"guidance {k} must be a {cls.__name__}, got {v!r}")
+
+    @property
+    def terms(self) -> tuple[GuidanceTerm, ...]:
+        """The terms with a non-zero weight, in Eq. 5's order."""
+        return tuple(t for t in (self.hydrology, self.geomorph, self.view) if t.weight > 0)
 
     @property
     def active(self) -> bool:
-        return self.scale > 0 and (self.hyd > 0 or self.geo > 0 or self.view > 0)
+        return self.scale > 0 and bool(self.terms)
+
+    def without(self, *names: str) -> GuidanceConfig:
+        """A copy with the named terms (``hydrology``, ``geomorph``, ``view``) switched off."""
+        from dataclasses import replace
+
+        return replace(self, **{n: replace(getattr(self, n), weight=0.0) for n in names})
 
 
 class CompletionLoss:
-    """``L_guide(x0) = w_hyd N L_hyd + w_geo (N_s L_s + N_c L_c) + w_view N_u L_view`` (Eq. 5, per-cell).
+    """``L_guide(x0) = sum over terms of weight x (cells x term mean)`` (Eq. 5, per cell).
 
-    ``N`` = cells of ``x0``, ``N_u`` = unknown cells, ``N_s`` / ``N_c`` = the cells the unknown
-    expectation of the slope / curvature statistic runs over (``L_geo = L_s + L_c``, Eq. 8; input
-    cells, ``f^2`` per coarse cell): each mean is turned into a sum over the cells it averages, so
-    the gradient that reaches one cell does not shrink with the map size (the paper's Table 2
-    weights are for means over its 1024^2 maps). ``known`` ``(H, W)`` or
-    ``(1, 1, H, W)`` mask (1 = known), ``z_max`` the view bound in the same units as ``x0``
-    (``None`` = no view term). ``factor``: the ``D_sigma`` of ``L_hyd``; ``geo_factors`` = the
-    ``D_sigma`` factors of the slope and the curvature statistics of ``L_geo`` (default: both
-    ``factor``; :class:`~pixels2peaks.diffusion.completion.CompletionConfig` uses ``(4, 2)``, see
-    ``docs/guided-completion.md``); ``geo_mask``: see :func:`geo_masks`. ``last`` holds the
-    unweighted per-term means of the latest call.
+    Each term of ``guidance`` (:class:`GuidanceConfig`) turns its means into sums over the cells
+    they average: ``N`` cells for ``L_hyd``, the unknown cells for ``L_view`` and, for the two
+    ``L_geo`` statistics, the input cells their unknown expectations run over (``f^2`` per
+    coarse cell). So the gradient that reaches one cell does not shrink with the map size (the
+    paper's Table 2 weights are for means over its 1024^2 maps). ``known`` ``(H, W)`` or
+    ``(1, 1, H, W)`` mask (1 = known), ``z_max`` the view bound in the units of ``x0`` (``None``
+    = no view term). ``last`` holds the unweighted per-term means of the latest call.
     """
 
     def __init__(
         self,
         known: torch.Tensor,
-        weights: GuidanceWeights,
+        guidance: GuidanceConfig,
         *,
         z_max: torch.Tensor | None = None,
-        factor: int = 2,
-        geo_factors: tuple[int, int] | None = None,
-        hyd_method: HydMethod = "breach",
-        curvature: CurvatureMode = "abs",
-        geo_mask: GeoMask = "binary",
         profiler: Profiler | None = None,
     ) -> None:
         k = known if known.ndim == 4 else known[None, None]
         self.known = k.to(torch.float32)
         self.z_max = None if z_max is None else (z_max if z_max.ndim == 4 else z_max[None, None]).to(torch.float32)
-        self.w = weights
-        self.factor = int(factor)
-        self.geo_factors = (self.factor, self.factor) if geo_factors is None else tuple(int(f) for f in geo_factors)
-        if hyd_method not in ("breach", "fill"):
-            raise InputError(f"hydrology method must be 'breach' or 'fill', got {hyd_method!r}")
-        self.hyd_method = hyd_method
-        self.curvature = curvature
-        self.geo_mask = geo_mask
-        # per-cell weights of the two L_geo statistics: the number of input cells each unknown
-        # expectation runs over (f^2 per coarse cell; fewer than n_unknown with the binary mask)
-        self.n_geo = {f: float(geo_masks(self.known, f, geo_mask)[1].sum()) * f * f for f in set(self.geo_factors)}
+        self.guidance = guidance
         self.profiler = profiler
-        self.n_cells = float(self.known[0, 0].numel())
-        self.n_unknown = float((1.0 - self.known[0, 0]).sum())
+        self.cells = {term.name: term.cells(self.known) for term in guidance.terms}
         self.last: dict[str, float] = {}
 
     def terms(self, x0: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -243,19 +357,8 @@ class CompletionLoss:
         ``geo_slope + geo_curv``."""
         known = self.known.to(x0.device)
         out: dict[str, torch.Tensor] = {}
-        if self.w.hyd > 0:
-            out["hyd"] = hydrology_loss(x0, factor=self.factor, method=self.hyd_method, profiler=self.profiler)
-        if self.w.geo > 0 and self.n_unknown > 0 and self.n_unknown < self.n_cells:
-            fs, fc = self.geo_factors
-            kw = dict(curvature=self.curvature, mask=self.geo_mask)
-            zero = (x0 * 0.0).sum()
-            out["geo_slope"] = (geomorph_loss(x0, known, factor=fs, lambda_s=self.w.lambda_s, lambda_c=0.0, **kw)
-                                if self.w.lambda_s else zero)
-            out["geo_curv"] = (geomorph_loss(x0, known, factor=fc, lambda_s=0.0, lambda_c=self.w.lambda_c, **kw)
-                               if self.w.lambda_c else zero)
-            out["geo"] = out["geo_slope"] + out["geo_curv"]  # Eq. 8 (each statistic at its own scale)
-        if self.w.view > 0 and self.z_max is not None and self.n_unknown > 0:
-            out["view"] = view_loss(x0, self.z_max.to(x0.device), known)
+        for term in self.guidance.terms:
+            out.update(term.terms(x0, known, self.z_max, self.cells[term.name], self.profiler))
         return out
 
     def __call__(self, x0: torch.Tensor) -> torch.Tensor:
@@ -263,13 +366,9 @@ class CompletionLoss:
             terms = self.terms(x0)
             self.last = {k: float(v.detach()) for k, v in terms.items()}
             total = x0.new_zeros(())
-            if "hyd" in terms:
-                total = total + self.w.hyd * self.n_cells * terms["hyd"]
-            if "geo_slope" in terms:
-                fs, fc = self.geo_factors
-                total = total + self.w.geo * (self.n_geo[fs] * terms["geo_slope"] + self.n_geo[fc] * terms["geo_curv"])
-            if "view" in terms:
-                total = total + self.w.view * self.n_unknown * terms["view"]
+            for term in self.guidance.terms:
+                if term.name in terms:
+                    total = total + term.total(terms, self.cells[term.name])
             return total
 
 
