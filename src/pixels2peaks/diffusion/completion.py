@@ -319,6 +319,11 @@ def _fit_overlap(overlap: int, tile: int, multiple: int) -> int:
     return max(0, o - o % half)
 
 
+#: free holes of at most this many output cells, cut off from the border by known cells, count
+#: as part of the known cells' basins (:func:`drain_known`)
+HOLE_CELLS = 64
+
+
 def known_slope(z_v: np.ndarray, m_v: np.ndarray, dx_m: float) -> float:
     """Median slope (tangent) of the known cells whose 4 neighbours are known too; 0.5 when
     there are none. Clipped to [0.05, 1.5]."""
@@ -329,9 +334,25 @@ def known_slope(z_v: np.ndarray, m_v: np.ndarray, dx_m: float) -> float:
     return float(np.clip(np.median(s), 0.05, 1.5)) if s.size else 0.5
 
 
+def fill_basins(z: np.ndarray, fixed: np.ndarray, hole_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(filled, inner)``: ``z`` with the depressions of ``inner`` filled, ``inner`` being the
+    fixed cells plus the holes of at most ``hole_cells`` free cells that they cut off from the
+    border (:func:`~pixels2peaks.terrain.hydrology.fill_enclosed`; cells outside ``inner`` are
+    outlets and keep their heights)."""
+    from scipy.ndimage import label
+
+    from pixels2peaks.terrain.hydrology import fill_enclosed
+
+    lab, _ = label(~fixed, structure=np.ones((3, 3)))
+    edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    small = np.flatnonzero(np.bincount(lab.ravel()) <= hole_cells)
+    inner = fixed | ((lab > 0) & ~np.isin(lab, edge) & np.isin(lab, small))
+    return np.where(inner, fill_enclosed(z, inner), z), inner
+
+
 def drain_known(
     z: np.ndarray, fixed: np.ndarray, dx_m: float, *, side_slope: float, fill_fixed: bool = True,
-    hole_cells: int = 64, protect: np.ndarray | None = None,
+    hole_cells: int = HOLE_CELLS, protect: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Final drainage of a completion (ours; issue [hidden-terrain]). Breaching the whole map
     and pasting the known cells back undid every carve through a known cell, so a visible valley
@@ -352,25 +373,18 @@ def drain_known(
 
     Returns the heights and ``known_filled_cells``, ``known_fill_max_m`` plus the drainage's
     counts."""
-    from pixels2peaks.terrain.hydrology import default_epsilon, drain_around_fixed, fill_enclosed
+    from pixels2peaks.terrain.hydrology import default_epsilon, drain_around_fixed
 
     z = np.asarray(z, dtype=np.float64)
     info: dict[str, float] = {"known_filled_cells": 0, "known_fill_max_m": 0.0}
     if fill_fixed and fixed.any():
-        from scipy.ndimage import label
-
-        # free cells cut off from the border by fixed ones belong to the fixed cells' basins
-        lab, _ = label(~fixed, structure=np.ones((3, 3)))
-        edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
-        small = np.flatnonzero(np.bincount(lab.ravel()) <= hole_cells)
-        inner = fixed | ((lab > 0) & ~np.isin(lab, edge) & np.isin(lab, small))
-        zk = fill_enclosed(z, inner)
+        zk, inner = fill_basins(z, fixed, hole_cells)
         rise = np.where(inner, zk - z, 0.0)
         if protect is not None:
             rise = np.where(protect, 0.0, rise)
-            zk = z + rise
-        info = {"known_filled_cells": int(((rise > 0.01) & fixed).sum()), "known_fill_max_m": float(rise[fixed].max())}
-        z = np.where(inner, zk, z)
+        info = {"known_filled_cells": int(((rise > 0.01) & fixed).sum()),
+                "known_fill_max_m": float(rise[fixed].max())}
+        z = z + rise
     out, more = drain_around_fixed(z, fixed, dx_m, epsilon=default_epsilon(z), side_slope=side_slope)
     return out, {**info, **more}
 
@@ -507,11 +521,10 @@ def complete(
         t0 = time.perf_counter()
         with section(profiler, "drain"):
             fixed = known_out if cfg.paste_known else np.zeros(known_out.shape, bool)
-            own = None  # the caller's own enclosed pits among the known cells stay as given
+            own = None  # basins the known cells already had at the input grid stay as given
             if u > 1 and cfg.paste_known:
-                from pixels2peaks.terrain.hydrology import fill_enclosed
-
-                own = upsample_nearest(np.nan_to_num(fill_enclosed(z_v, m_v) - z_v) > 1e-3, u)
+                filled, _ = fill_basins(z_main.astype(np.float64), m_v, HOLE_CELLS // (u * u))
+                own = upsample_nearest(filled - z_main > 1e-3, u)
             z_out, drain_info = drain_known(z_out, fixed, dx_out, side_slope=known_slope(z_v, m_v, dx),
                                             fill_fixed=u > 1, protect=own)
         timings["drain_s"] = time.perf_counter() - t0
