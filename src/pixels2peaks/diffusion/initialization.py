@@ -243,7 +243,7 @@ def lem_init(
         z_lem = steady_state(uplift, dx_m * k, cfg, rng=rng).z
         z_lem = zoom(z_lem, (pad.shape[0] / z_lem.shape[0], pad.shape[1] / z_lem.shape[1]), order=3)[:H, :W]
     r_known = median_local_relief(z_v, m_v)
-    r_lem = median_local_relief(z_lem)
+    r_lem = median_local_relief(z_lem, ~m_v)  # the hidden cells' relief is what must match
     if math.isfinite(r_known) and r_lem > 0:
         z_lem = z_lem * (r_known / r_lem)
     # join: the known cells' misfit, interpolated harmonically into the others
