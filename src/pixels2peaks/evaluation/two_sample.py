@@ -45,16 +45,6 @@ class C2STConfig:
         return asdict(self)
 
 
-def _crops(tiles: np.ndarray, size: int) -> np.ndarray:
-    out = []
-    for t in tiles:
-        t = np.asarray(t, np.float64)
-        for r in range(0, t.shape[0] - size + 1, size):
-            for c in range(0, t.shape[1] - size + 1, size):
-                out.append(t[r : r + size, c : c + size])
-    return np.stack(out) if out else np.empty((0, size, size))
-
-
 def _features(x: np.ndarray, scale: float) -> torch.Tensor:
     z = (x - x.mean(axis=(1, 2), keepdims=True)) / scale
     gy = np.diff(z, axis=1, append=z[:, -1:, :])
@@ -78,10 +68,12 @@ def two_sample_accuracy(a: np.ndarray, b: np.ndarray, dx_m: float, cfg: C2STConf
     metres, the same ``dx_m``); see the module docstring."""
     if cfg.folds < 2 or cfg.epochs < 1 or cfg.crop_cells < 8:
         raise InputError("the two-sample test needs folds >= 2, epochs >= 1 and crop_cells >= 8")
+    from pixels2peaks.evaluation.realism import crop_tiles
+
     rng = np.random.default_rng(cfg.seed)
     sets = []
     for s in (a, b):
-        c = _crops(np.asarray(s), cfg.crop_cells)
+        c = crop_tiles(np.asarray(s), cfg.crop_cells)
         if len(c) > cfg.max_tiles:
             c = c[np.sort(rng.choice(len(c), cfg.max_tiles, replace=False))]
         sets.append(c)
