@@ -40,7 +40,7 @@ from perception import synthetic_photos, true_mean_slope  # noqa: E402
 from view import slope_w1, wall_share  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "view_run.json"
-VARIANTS = {"bilinear": {}, "jbu": {"depth_upsample": "joint_bilateral"}}
+VARIANTS = {"bilinear": {"depth_upsample": "bilinear"}, "jbu": {"depth_upsample": "joint_bilateral"}}
 METRICS = ("contour_pct", "abs_rel", "walls_pct", "true_walls_pct", "slope_w1_deg", "iou", "seconds")
 
 

@@ -138,7 +138,7 @@ def _builtin_geometry(opts: Mapping[str, Any]):
     stem = opts.get("depth_weights") or DEFAULT_WEIGHTS
     if weights_available(stem):
         return LearnedGeometry(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), weights=stem,
-                               upsample=str(opts.get("depth_upsample") or "bilinear"))
+                               upsample=str(opts.get("depth_upsample") or LearnedGeometry.upsample))
     return _classical_geometry(opts)
 
 

@@ -238,7 +238,7 @@ class LearnedGeometry:
     fov_x_deg: float = 60.0
     weights: str | Path = DEFAULT_WEIGHTS
     name: str = "builtin"
-    upsample: str = "bilinear"
+    upsample: str = "joint_bilateral"
 
     def estimate(self, image: np.ndarray, terrain: np.ndarray | None = None) -> GeometryResult:
         net, card = load_depth_net(self.weights)
