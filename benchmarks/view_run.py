@@ -17,8 +17,13 @@ geometry is measured. The final heightmap is rendered from its own recovered cam
   ``slope_w1_deg`` of the visible cells against the true seen cells (target <= 4 deg);
 * ``iou``: terrain IoU of the render against the true terrain mask.
 
-Variants (in the same run): ``bilinear`` is the shipped builtin geometry; ``jbu`` upsamples the
-depth network's output with the photo as guide (joint bilateral upsampling).
+Variants (in the same run), each a set of :class:`~pixels2peaks.perception.pipeline.VisibleOptions`
+fields: ``s13`` is session 13's default (every ray of the view bound caps the hidden terrain, the
+paper's Algorithm 2 on ``Z_V``; the loose sky seeds of the builtin segmentation); ``sky_seeds``
+adds session 14's tighter sky seeds (``SkylineOptions.seed_texture``); ``default`` (session 14)
+also casts the view bound with the photo's own sky mask (a ray through a terrain pixel that
+misses ``Z_V`` caps nothing). Session 13 compared
+``depth_upsample`` bilinear / joint bilateral the same way (``docs/perception.md``).
 
     .venv/bin/python benchmarks/view_run.py [-n 24] [--size 256]   # writes benchmarks/results/view_run.json
 """
@@ -40,7 +45,10 @@ from perception import synthetic_photos, true_mean_slope  # noqa: E402
 from view import slope_w1, wall_share  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "view_run.json"
-VARIANTS = {"bilinear": {"depth_upsample": "bilinear"}, "jbu": {"depth_upsample": "joint_bilateral"}}
+S13_SKY = {"sky_seed_texture": (0.03, 0.0, 0.03)}
+VARIANTS = {"s13": {"zmax_rays": "all", "backend_options": S13_SKY},
+            "sky_seeds": {"zmax_rays": "all"},
+            "default": {"zmax_rays": "photo"}}
 METRICS = ("contour_pct", "abs_rel", "walls_pct", "true_walls_pct", "slope_w1_deg", "iou", "seconds")
 
 
@@ -83,9 +91,9 @@ def main(argv: list[str] | None = None) -> None:
         zr = (float(np.nanmin(truth.z_visible)), float(np.nanmax(truth.z_visible)))
         slope = true_mean_slope(z, dx, truth.visible_mask)
         row = {"photo": label, "variants": {}}
-        for name, bopts in variants.items():
+        for name, fields in variants.items():
             cfg = RunConfig(size_cells=args.size, perception=VisibleOptions(
-                fov_x_deg=cam.fov_x_deg, mean_slope_deg=slope, elevation_range_m=zr, backend_options=bopts))
+                fov_x_deg=cam.fov_x_deg, mean_slope_deg=slope, elevation_range_m=zr, **fields))
             t0 = time.perf_counter()
             try:
                 res = run_photo(truth.image, cfg, cache=StageCache(None))

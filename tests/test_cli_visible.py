@@ -58,9 +58,9 @@ def test_visible_writes_the_synth_contract(photo, tmp_path):
     assert np.array_equal(z2[mask], zv.z[mask])
     _, m_points = project_pointmap(pm, zv.shape, zv.dx_m)
     assert (m_points <= mask).all() and mask.sum() >= m_points.sum()
-    # zmax.tif = view_bound(Z_V) (NaN = unbounded), Z_V on the seen cells
+    # zmax.tif = view_bound(Z_V) cast with the photo's sky (NaN = unbounded), Z_V on the seen cells
     zmax = read_dem(out / "zmax.tif", nan="nodata").z
-    ref = view_bound(np.where(mask, zv.z, np.nan), zv.dx_m, cam)
+    ref = view_bound(np.where(mask, zv.z, np.nan), zv.dx_m, cam, sky=~terrain_px)
     assert np.array_equal(np.isnan(zmax), ~np.isfinite(ref))
     assert np.array_equal(zmax[np.isfinite(ref)], ref[np.isfinite(ref)]) and np.isfinite(zmax).sum() > mask.sum()
     # depth.npy: distance along the ray to the point; +inf for sky

@@ -166,6 +166,37 @@ def test_view_bound_doc_example_and_sky_rays():
     assert np.all(np.diff(zm) > 0) and zm[0] == pytest.approx(10.0)
 
 
+def test_photo_terrain_rays_that_miss_the_visible_heights_bound_nothing():
+    """View-true item 3: a far mountain the photo shows but Z_V lacks (perception lost it). Without
+    the photo's sky mask the rays through the mountain's pixels miss Z_V and cap its cells below
+    their true heights; with the mask those rays bound nothing, every true hidden height is
+    within Z_max, and the sky rays still bound the cells they pass over."""
+    n, dx = 60, 10.0
+    rows, cols = np.mgrid[0:n, 0:n]
+    r = np.hypot(rows - 5.0, cols - 30.0)
+    cone = np.where(r < 15.0, 250.0 - 8.0 * r, 0.0)  # a steep mountain near the north edge
+    z = cone
+    cam = Camera(64, 48, 60.0, (300.0, -20.0, 30.0), yaw_deg=0.0, pitch_deg=2.0)
+    truth = Heightfield(z, dx, "blocks").render(cam)
+    mountain = cone > 0
+    assert truth.hit.any() and (~truth.hit).any()
+    zv = np.where(truth.seen & ~mountain, z, np.nan)  # the mountain is missing from Z_V
+    unknown = ~np.isfinite(zv)
+    plain = view_bound(zv, dx, cam, supersample=1)  # the pixel-centre rays of the mask
+    assert (z[unknown & mountain] > plain[unknown & mountain] + 1.0).sum() > 10
+    photo = view_bound(zv, dx, cam, supersample=1, sky=~truth.hit)
+    assert (z[unknown] <= photo[unknown] + RAISE_M).all()
+    # the sky rays above the mountain still bound it: finite bounds, no lower than the truth
+    assert np.isfinite(photo[mountain]).mean() > 0.5
+    assert (photo >= plain).all()  # a mask only removes rays
+    np.testing.assert_array_equal(photo, view_bound(zv, dx, cam, supersample=1, sky=~truth.hit,
+                                                    method="dda"))
+    # all-sky mask = the paper's Algorithm 2
+    np.testing.assert_array_equal(plain, view_bound(zv, dx, cam, supersample=1, sky=np.ones((48, 64), bool)))
+    with pytest.raises(InputError, match="sky mask"):
+        view_bound(zv, dx, cam, sky=np.ones((10, 10), bool))
+
+
 def test_bad_input():
     cam = Camera(8, 6, 60.0, (5.0, 5.0, 3.0))
     with pytest.raises(InputError, match="below the terrain"):

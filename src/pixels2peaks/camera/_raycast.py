@@ -328,12 +328,63 @@ def cast_kernel(mode, zl, mip, lv_off, lv_w, nlev, H, W, dx, origins, dirs, t_mi
         t_out[k] = t
 
 
+@njit(cache=True)
+def _dda_bound_ray(zv, H, W, s0, r0, z0, ks, kr, kz, out, write):
+    """One ray of Algorithm 2 by the plain cell walk (blocks model). With ``write``, each cell the
+    ray crosses before its hit gets ``min(out, lowest ray z over the cell's footprint)``. Returns
+    True when the ray hits a known column."""
+    t_lo, t_hi = _clip(s0, r0, ks, kr, 0.0, float(W), 0.0, float(H), 0.0, _INF)
+    if not t_lo < t_hi:
+        return False
+    i, j = _start_leaf(s0, r0, ks, kr, t_lo, H, W)
+    dj = 1 if ks > 0.0 else -1
+    di = 1 if kr > 0.0 else -1
+    inv_s = 1.0 / ks if ks != 0.0 else 0.0
+    inv_r = 1.0 / kr if kr != 0.0 else 0.0
+    # slab times of the current cell, updated incrementally with the same expressions
+    # as _leaf_interval, so the hit test is bit-identical to the renderer's
+    sa, sb = _slab(s0, ks, float(j), float(j + 1))
+    ra, rb = _slab(r0, kr, float(i), float(i + 1))
+    p = i * W + j
+    za = z0 + kz * max(max(sa, ra), t_lo)
+    for _ in range(2 * (H + W) + 4):
+        tb = min(min(sb, rb), t_hi)
+        zb = z0 + kz * tb
+        m = za if za < zb else zb
+        if m < zv[p]:  # False for NaN (empty cell)
+            return True
+        if write and m < out[p]:
+            out[p] = m
+        if tb >= t_hi:
+            return False
+        step_i = rb <= sb
+        if sb <= rb:
+            j += dj
+            if j < 0 or j >= W:
+                return False
+            p += dj
+            sa = sb
+            sb = (float(j + 1) - s0) * inv_s if dj > 0 else (float(j) - s0) * inv_s
+        if step_i:
+            i += di
+            if i < 0 or i >= H:
+                return False
+            p += di * W
+            ra = rb
+            rb = (float(i + 1) - r0) * inv_r if di > 0 else (float(i) - r0) * inv_r
+        za = zb
+    return False
+
+
 @njit(parallel=True, cache=True)
-def view_bound_kernel(zv, H, W, dx, R, f, cx, cy, cam, img_h, img_w, sub_x, sub_y, nthreads, buf):
+def view_bound_kernel(zv, H, W, dx, R, f, cx, cy, cam, img_h, img_w, sub_x, sub_y, nthreads,
+                      need_hit, buf):
     """Algorithm 2 (blocks model, exact cell traversal): rays through ``sub_x x sub_y`` points of
     every pixel; each cell a ray crosses before its hit gets ``min(buf, lowest ray z over the
-    cell's footprint)``. ``zv``: flat ``(H*W,)`` heights (NaN = empty); ``buf``:
-    ``(nthreads, H*W)``, one buffer per thread (no atomics), reduced by the caller."""
+    cell's footprint)``. ``zv``: flat ``(H*W,)`` heights (NaN = empty); ``need_hit``: flat
+    ``(img_h*img_w,)`` uint8, 1 where a pixel's rays bound only if they hit a known column (the
+    photo shows terrain there); ``buf``: ``(nthreads, H*W)``, one buffer per thread (no atomics),
+    reduced by the caller."""
     s0, r0 = _ray_start(1, H, W, cam[0], cam[1], dx)
     z0 = cam[2]
     n_rays = img_h * sub_y * img_w * sub_x
@@ -348,47 +399,10 @@ def view_bound_kernel(zv, H, W, dx, R, f, cx, cy, cam, img_h, img_w, sub_x, sub_
             ddx, ddy, kz = _pixel_dir(R, f, cx, cy, u, v)
             ks = ddx / dx
             kr = -ddy / dx
-            t_lo, t_hi = _clip(s0, r0, ks, kr, 0.0, float(W), 0.0, float(H), 0.0, _INF)
-            if not t_lo < t_hi:
+            if need_hit[(rr // sub_y) * img_w + cc // sub_x] and not _dda_bound_ray(
+                    zv, H, W, s0, r0, z0, ks, kr, kz, out, False):
                 continue
-            i, j = _start_leaf(s0, r0, ks, kr, t_lo, H, W)
-            dj = 1 if ks > 0.0 else -1
-            di = 1 if kr > 0.0 else -1
-            inv_s = 1.0 / ks if ks != 0.0 else 0.0
-            inv_r = 1.0 / kr if kr != 0.0 else 0.0
-            # slab times of the current cell, updated incrementally with the same expressions
-            # as _leaf_interval, so the hit test is bit-identical to the renderer's
-            sa, sb = _slab(s0, ks, float(j), float(j + 1))
-            ra, rb = _slab(r0, kr, float(i), float(i + 1))
-            p = i * W + j
-            za = z0 + kz * max(max(sa, ra), t_lo)
-            for _ in range(2 * (H + W) + 4):
-                tb = min(min(sb, rb), t_hi)
-                zb = z0 + kz * tb
-                m = za if za < zb else zb
-                zc = zv[p]
-                if m < zc:  # False for NaN (empty cell)
-                    break
-                if m < out[p]:
-                    out[p] = m
-                if tb >= t_hi:
-                    break
-                step_i = rb <= sb
-                if sb <= rb:
-                    j += dj
-                    if j < 0 or j >= W:
-                        break
-                    p += dj
-                    sa = sb
-                    sb = (float(j + 1) - s0) * inv_s if dj > 0 else (float(j) - s0) * inv_s
-                if step_i:
-                    i += di
-                    if i < 0 or i >= H:
-                        break
-                    p += di * W
-                    ra = rb
-                    rb = (float(i + 1) - r0) * inv_r if di > 0 else (float(i) - r0) * inv_r
-                za = zb
+            _dda_bound_ray(zv, H, W, s0, r0, z0, ks, kr, kz, out, True)
 
 
 @njit(cache=True)
@@ -414,12 +428,19 @@ def _rebuild_bound_mip(out, known, mip, lv_off, lv_w, lv_h, nlev):
 
 
 @njit(cache=True)
-def _view_bound_ray(zv, known, zmip, omip, lv_off, lv_w, nlev, out, H, W, s0, r0, z0, ks, kr, kz):
+def _view_bound_ray(zv, zv2, known, zmip, omip, lv_off, lv_w, nlev, out, H, W, s0, r0, z0, ks, kr,
+                    kz, need_hit):
     """One ray of Algorithm 2 with max-mip skipping: nodes where the ray can neither hit a known
-    column nor lower a bound are skipped; cells are tested exactly as in the plain walk."""
+    column nor lower a bound are skipped; cells are tested exactly as in the plain walk. With
+    ``need_hit`` a ray that hits no known column (``zv2``: the ``(H, W)`` heights) bounds nothing."""
     t_lo, t_hi = _clip(s0, r0, ks, kr, 0.0, float(W), 0.0, float(H), 0.0, _INF)
     if not t_lo < t_hi:
         return
+    if need_hit:
+        th, _, _ = _trace(1, zv2, H, W, zmip, lv_off, lv_w, nlev, s0, r0, z0, ks, kr, kz, 0.0, _INF,
+                          0.0, float(W), 0.0, float(H))
+        if th == _INF:
+            return
     ic, jc = _start_leaf(s0, r0, ks, kr, t_lo, H, W)
     level = nlev - 1
     t = t_lo
@@ -456,7 +477,7 @@ def _view_bound_ray(zv, known, zmip, omip, lv_off, lv_w, nlev, out, H, W, s0, r0
 
 @njit(parallel=True, cache=True)
 def view_bound_mip_kernel(zv, known, zmip, lv_off, lv_w, lv_h, nlev, H, W, dx, R, f, cx, cy, cam,
-                          img_h, img_w, sub_x, sub_y, nthreads, rebuild_rows, buf, omips):
+                          img_h, img_w, sub_x, sub_y, nthreads, rebuild_rows, need_hit, buf, omips):
     """:func:`view_bound_kernel` with max-mip skipping (same result). Each thread takes every
     ``nthreads``-th row of rays from the **bottom** of the image up, so lower rays bound the
     cells first and the rays above them skip whole nodes; its bound pyramid is rebuilt every
@@ -465,6 +486,7 @@ def view_bound_mip_kernel(zv, known, zmip, lv_off, lv_w, lv_h, nlev, H, W, dx, R
     z0 = cam[2]
     n_rows = img_h * sub_y
     n_cols = img_w * sub_x
+    zv2 = zv.reshape(H, W)
     for th in prange(nthreads):
         out = buf[th]
         omip = omips[th]
@@ -476,8 +498,8 @@ def view_bound_mip_kernel(zv, known, zmip, lv_off, lv_w, lv_h, nlev, H, W, dx, R
             for cc in range(n_cols):
                 u = cc // sub_x + ((cc % sub_x) + 0.5) / sub_x
                 ddx, ddy, kz = _pixel_dir(R, f, cx, cy, u, v)
-                _view_bound_ray(zv, known, zmip, omip, lv_off, lv_w, nlev, out, H, W, s0, r0, z0,
-                                ddx / dx, -ddy / dx, kz)
+                _view_bound_ray(zv, zv2, known, zmip, omip, lv_off, lv_w, nlev, out, H, W, s0, r0,
+                                z0, ddx / dx, -ddy / dx, kz, need_hit[(rr // sub_y) * img_w + cc // sub_x])
             done += 1
             if done % rebuild_rows == 0:
                 _rebuild_bound_mip(out, known, omip, lv_off, lv_w, lv_h, nlev)

@@ -95,6 +95,7 @@ def view_bound(
     supersample: int | tuple[int, int] | None = None,
     threads: int | None = None,
     method: str = "mip",
+    sky: Any = None,
 ) -> np.ndarray:
     """Algorithm 2: the view bound ``Z_max`` of a visible heightmap.
 
@@ -108,6 +109,12 @@ def view_bound(
         method: ``"mip"`` (default: rays skip max-mip nodes where they can neither hit a known
             column nor lower a bound; lower rays first) or ``"dda"`` (plain cell walk, the
             reference). Both give the same result.
+        sky: optional ``(camera.height, camera.width)`` bool mask of the pixels where the **photo**
+            shows sky ("the photo's own rays", issue view-true item 3). Sky rays bound every cell
+            they cross, as without a mask. A ray through a pixel where the photo shows terrain
+            bounds the cells before its hit only if it hits a known column: one that misses
+            ``Z_V`` must meet hidden terrain somewhere along it, so it must not push the cells
+            on its path below it. ``None``: every ray bounds (the paper's Algorithm 2).
 
     Returns:
         float32 ``(H, W)``: ``Z_V`` on known cells, the bound on unknown cells, ``+inf`` where
@@ -134,6 +141,7 @@ def view_bound(
     sx, sy = auto_supersample((h, w), dx, camera) if supersample is None else _check_supersample(supersample)
     if method not in ("mip", "dda"):
         raise InputError(f"method must be 'mip' or 'dda', got {method!r}")
+    need_hit = _need_hit(sky, camera)
     n_threads = numba.get_num_threads() if threads is None else max(1, int(threads))
     buf = np.full((n_threads, h * w), np.inf)
     cx, cy = camera.principal_point
@@ -141,7 +149,7 @@ def view_bound(
     known = np.isfinite(zv)
     if method == "dda":
         rc.view_bound_kernel(zv.ravel(), h, w, dx, R, camera.focal_px, cx, cy, camera.position,
-                             camera.height, camera.width, sx, sy, n_threads, buf)
+                             camera.height, camera.width, sx, sy, n_threads, need_hit, buf)
     else:
         zmip, offs, widths, nlev = rc.build_mip(np.where(known, zv, -np.inf))
         heights = rc.mip_heights((h, w), nlev)
@@ -150,11 +158,23 @@ def view_bound(
         rebuild = max(1, camera.height * sy // (64 * n_threads))
         rc.view_bound_mip_kernel(zv.ravel(), known.ravel(), zmip, offs, widths, heights, nlev, h, w,
                                  dx, R, camera.focal_px, cx, cy, camera.position, camera.height,
-                                 camera.width, sx, sy, n_threads, rebuild, buf, omips)
+                                 camera.width, sx, sy, n_threads, rebuild, need_hit, buf, omips)
     zmax = buf.min(axis=0).reshape(h, w)
     known = np.isfinite(zv)
     zmax[known] = zv[known]
     return _round_down_f32(zmax)
+
+
+def _need_hit(sky: Any, camera: Camera) -> np.ndarray:
+    """Flat uint8 per pixel: 1 where the photo shows terrain (its rays bound only on a hit)."""
+    n = camera.height * camera.width
+    if sky is None:
+        return np.zeros(n, np.uint8)
+    sky = np.asarray(sky)
+    if sky.shape != (camera.height, camera.width):
+        raise InputError(f"sky mask is {sky.shape[1]}x{sky.shape[0]} px, the camera "
+                         f"{camera.width}x{camera.height} px")
+    return np.ascontiguousarray(~sky.astype(bool)).astype(np.uint8).ravel()
 
 
 def _round_down_f32(a: np.ndarray) -> np.ndarray:

@@ -8,6 +8,8 @@ Options understood (a plain mapping, all optional):
   of a MoGe model (default ``Ruicheng/moge-2-vitl-normal``).
 * ``depth_model``: Hugging Face id or local folder of a Depth Anything V2 model.
 * ``dino_model`` / ``sam_model``: Grounding DINO and SAM ids or local folders.
+* ``sky_seed_texture``: ``(floor, factor, cap)`` of the builtin segmentation's sky seeds
+  (:class:`~pixels2peaks.perception.skyline.SkylineOptions`; ``(0.03, 0, 0.03)`` = session 13's).
 * ``gemma_model``: Hugging Face id or local folder of a local vision-language model for the
   priors (default ``google/gemma-3-4b-it``).
 * ``vlm_url`` / ``vlm_model`` / ``vlm_api_key`` / ``vlm_timeout_s`` / ``vlm_samples``: an
@@ -157,8 +159,10 @@ def _contour_geometry(opts: Mapping[str, Any]):
 
 def _builtin_segmentation(opts: Mapping[str, Any]):
     from pixels2peaks.perception.builtin import SkySegmentation
+    from pixels2peaks.perception.skyline import SkylineOptions
 
-    return SkySegmentation()
+    tex = opts.get("sky_seed_texture")
+    return SkySegmentation(SkylineOptions() if tex is None else SkylineOptions(seed_texture=tuple(float(v) for v in tex)))
 
 
 def _builtin_priors(opts: Mapping[str, Any]):

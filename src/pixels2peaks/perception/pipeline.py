@@ -69,7 +69,7 @@ Extent = Literal["points", "square"]
 
 #: backend options each stage depends on (the rest, e.g. timeouts, do not change results)
 _STAGE_OPTIONS = {
-    "segmentation": ("dino_model", "sam_model"),
+    "segmentation": ("dino_model", "sam_model", "sky_seed_texture"),
     "geometry": ("moge_model", "depth_model", "depth_weights", "depth_upsample", "contour_cue", "fov_x_deg"),
     "priors": ("vlm_url", "vlm_model", "vlm_samples", "gemma_model", "fov_x_deg"),
 }
@@ -101,6 +101,10 @@ class VisibleOptions:
     mean_slope_deg / elevation_range_m: user priors; each overrides the backend's value.
     extent: ``"points"`` (the bounding box of points and camera) or ``"square"`` (padded to a
         square with the scene centred).
+    zmax_rays: ``"photo"`` (default): the view bound is cast with the photo's own sky mask, so
+        a ray through a terrain pixel that misses ``Z_V`` bounds nothing
+        (:func:`~pixels2peaks.camera.view_bound`'s ``sky``); ``"all"``: every ray bounds (the
+        paper's Algorithm 2 on ``Z_V`` alone).
     """
 
     geometry: str = "auto"
@@ -112,10 +116,13 @@ class VisibleOptions:
     elevation_range_m: tuple[float, float] | None = None
     reconstruct: ReconstructOptions = ReconstructOptions()
     extent: Extent = "points"
+    zmax_rays: Literal["photo", "all"] = "photo"
 
     def __post_init__(self) -> None:
         if self.extent not in ("points", "square"):
             raise InputError(f"extent must be 'points' or 'square', got {self.extent!r}")
+        if self.zmax_rays not in ("photo", "all"):
+            raise InputError(f"zmax_rays must be 'photo' or 'all', got {self.zmax_rays!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able record (for reports and cache keys); the VLM API key is left out."""
@@ -325,9 +332,23 @@ def _bound_camera(camera: Camera) -> Camera:
     return camera.replace(width=ZMAX_MAX_WIDTH_PX, height=max(1, round(camera.height * k)))
 
 
-def _zmax(z: np.ndarray, dx_m: float, camera: Camera) -> dict[str, Any]:
-    """Algorithm 2: Z_max of the visible heightmap seen from the camera."""
-    return {"z_max": view_bound(z, dx_m, _bound_camera(camera))}
+def sky_at(terrain: np.ndarray, camera: Camera) -> np.ndarray:
+    """The photo's sky at the camera's pixel size: a pixel is sky when at least half of the photo
+    pixels it covers are (``terrain``: the photo's ``(H, W)`` terrain mask)."""
+    from PIL import Image
+
+    sky = Image.fromarray(np.where(terrain, 0, 255).astype(np.uint8))
+    if sky.size != (camera.width, camera.height):
+        sky = sky.resize((camera.width, camera.height), Image.BOX)
+    return np.asarray(sky) >= 128
+
+
+def _zmax(z: np.ndarray, dx_m: float, camera: Camera, terrain: np.ndarray, rays: str) -> dict[str, Any]:
+    """Algorithm 2: Z_max of the visible heightmap seen from the camera; with ``rays="photo"``
+    cast with the photo's own sky mask (issue view-true item 3)."""
+    cam = _bound_camera(camera)
+    sky = sky_at(terrain, cam) if rays == "photo" else None
+    return {"z_max": view_bound(z, dx_m, cam, sky=sky)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -404,8 +425,10 @@ def estimate_visible(
                             gain, src.rgb, terrain),
     )
     camera = Camera.from_dict(proj["camera"])
-    zmx = run("zmax", {"max_width_px": ZMAX_MAX_WIDTH_PX, "code": code_fingerprint(*_STAGE_CODE["zmax"])},
-              [stages["projection"].key], lambda: _zmax(proj["z"], proj["dx_m"], camera))
+    zmx = run("zmax", {"max_width_px": ZMAX_MAX_WIDTH_PX, "rays": options.zmax_rays,
+                       "code": code_fingerprint(*_STAGE_CODE["zmax"])},
+              [stages["projection"].key, stages["segmentation"].key],
+              lambda: _zmax(proj["z"], proj["dx_m"], camera, terrain, options.zmax_rays))
 
     backends = {"segmentation": seg, "geometry": geo} | ({"priors": pri} if pri is not None else {})
     report: dict[str, Any] = {

@@ -52,6 +52,11 @@ class SkylineOptions:
     void_max_level: max-channel level (0-255) below which border pixels may be void.
     samples: pixels per class used to fit each mixture (EM, :func:`gmm_fit`).
     seed: seed of the sampling and the mixtures' initialisation (the result is deterministic).
+    seed_texture: ``(floor, factor, cap)``: a sky seed's local brightness std (0-1 scale) is at
+        most ``clip(factor x the median of the top rows, floor, cap)``. Hazy far terrain fades
+        to the horizon's colour but keeps some texture (renders: ~0.01 against ~0.002 in the
+        sky); with one loose threshold (0.03) the seeds grew down into it and it became sky
+        (docs/perception.md, "Session 14"). The factor lets a grainy or cloudy sky stay a seed.
     """
 
     max_side_px: int = 400
@@ -63,6 +68,7 @@ class SkylineOptions:
     void_max_level: int = 12
     samples: int = 4000
     seed: int = 0
+    seed_texture: tuple[float, float, float] = (0.012, 8.0, 0.03)
 
 
 def border_void(image: np.ndarray, max_level: int = 12, median_level: int = 3) -> np.ndarray:
@@ -180,16 +186,22 @@ def gmm_score(x: np.ndarray, model: tuple[np.ndarray, np.ndarray, np.ndarray]) -
     return m + np.log(np.exp(lp - m[:, None]).sum(axis=1))
 
 
-def _seeds(f: np.ndarray, void: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Initial sky seeds (smooth, blue-ish or bright, connected to the top rows) and terrain
-    seeds (pixels a little below each column's first non-seed pixel)."""
+def _seeds(f: np.ndarray, void: np.ndarray, texture: tuple[float, float, float] = (0.012, 8.0, 0.03)
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Initial sky seeds (smooth -- see ``SkylineOptions.seed_texture`` --, blue-ish or bright,
+    connected to the top rows) and terrain seeds (pixels a little below each column's first
+    non-seed pixel)."""
     from scipy import ndimage as ndi
 
     h = f.shape[0]
     tex = np.exp(f[..., 3]) - 0.003
-    cand = (tex <= 0.03) & ((f[..., 1] >= -0.02) | (f[..., 0] >= 0.7)) & ~void
+    n_top = max(1, h // 20)
+    floor, factor, cap = texture
+    top_tex = tex[:n_top][~void[:n_top]]
+    thr = float(np.clip(factor * np.median(top_tex), floor, cap)) if top_tex.size else cap
+    cand = (tex <= thr) & ((f[..., 1] >= -0.02) | (f[..., 0] >= 0.7)) & ~void
     lab, _ = ndi.label(cand)
-    top = lab[: max(1, h // 20)]
+    top = lab[:n_top]
     sky = np.isin(lab, np.unique(top[top > 0]))
     rows = np.arange(h)[:, None]
     if sky.sum() < 50:
@@ -218,7 +230,7 @@ def segment_terrain(image: np.ndarray, options: SkylineOptions = SkylineOptions(
     void = np.asarray(Image.fromarray(void_full.astype(np.uint8) * 255).resize((w, h), Image.BOX)) > 0
     f = sky_features(small)
     x = f.reshape(-1, f.shape[2])
-    sky, terrain = _seeds(f, void)
+    sky, terrain = _seeds(f, void, options.seed_texture)
     if not terrain.any():
         return np.zeros((h0, w0), bool)
     rng = np.random.default_rng(options.seed)
