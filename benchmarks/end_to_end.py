@@ -84,18 +84,29 @@ def run_one(image: Path, out: Path, args: list[str]) -> dict:
     return row
 
 
-def contact_sheet(rows: list[tuple[str, Path]], path: Path, width_px: int = 1152) -> None:
-    """One row per image: its preview triptych (photo | render | silhouettes) with a label
-    (256-colour PNG to keep the file small)."""
+def contact_sheet(rows: list[tuple[str, Path]], path: Path, width_px: int = 1600) -> None:
+    """One row per image, the issue [view-true] contact sheet: photo | render from the camera |
+    contours (the preview triptych) | hillshade | pulled-back view, each run folder's own PNGs at
+    one height, with a label (256-colour PNG to keep the file small)."""
     from PIL import Image, ImageDraw
 
     tiles = []
-    for name, prev in rows:
-        im = Image.open(prev).convert("RGB")
-        im = im.resize((width_px, round(im.height * width_px / im.width)), Image.LANCZOS)
-        band = Image.new("RGB", (width_px, im.height + 22), (24, 24, 24))
-        band.paste(im, (0, 22))
-        ImageDraw.Draw(band).text((6, 5), name, fill=(235, 235, 235))
+    for name, folder in rows:
+        panels = [Image.open(folder / f).convert("RGB") for f in ("preview.png", "hillshade.png", "view3d.png")
+                  if (folder / f).is_file()]
+        h = panels[0].height
+        panels = [im if im.height == h else im.resize((round(im.width * h / im.height), h), Image.LANCZOS)
+                  for im in panels]
+        row = Image.new("RGB", (sum(im.width for im in panels), h), (24, 24, 24))
+        x = 0
+        for im in panels:
+            row.paste(im, (x, 0))
+            x += im.width
+        row = row.resize((width_px, round(h * width_px / row.width)), Image.LANCZOS)
+        band = Image.new("RGB", (width_px, row.height + 22), (24, 24, 24))
+        band.paste(row, (0, 22))
+        ImageDraw.Draw(band).text((6, 5), name + "   photo | render from the camera | photo ridgelines (cyan) "
+                                  "against the render's contours | hillshade | pulled-back view", fill=(235, 235, 235))
         tiles.append(band)
     sheet = Image.new("RGB", (width_px, sum(t.height for t in tiles)), (24, 24, 24))
     y = 0
@@ -137,7 +148,7 @@ def main() -> None:
             rows.append(row)
             _print_row(row)
             if row["exit_code"] == 0:
-                sheet.append((name, out / "preview.png"))
+                sheet.append((name, out))
         if a.rerun and "alps_photo (bundled)" in imgs:
             cache = work / "cache"
             shutil.rmtree(cache, ignore_errors=True)

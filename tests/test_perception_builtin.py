@@ -383,3 +383,28 @@ def test_render_examples_rejects_an_unknown_terrain_source(tmp_path):
     with pytest.raises(InputError, match="unknown terrains 'hills'"):
         render_examples(tmp_path, tmp_path / "out.npz", replace(FOREGROUND, terrains="hills"))
     assert not (tmp_path / "out.npz").exists()
+
+
+def _hazy_horizon_photo() -> np.ndarray:
+    """Smooth sky (rows < 80) over terrain whose haze fades it to the horizon's own colour: at
+    the skyline only its texture (local std ~0.012) tells it from the sky (~0.001)."""
+    rng = np.random.default_rng(0)
+    h, w = 200, 300
+    rows = np.arange(h)[:, None, None] / h
+    img = np.broadcast_to(np.array([0.70, 0.78, 0.88]) + 0.08 * rows, (h, w, 3)).copy()
+    img += rng.normal(0, 0.001, (h, w, 1))
+    t = np.clip((rows[80:] - 0.4) / 0.5, 0, 1)  # transmission rises toward the camera
+    img[80:] = (1 - t) * img[79] + t * np.array([0.30, 0.42, 0.25])
+    img[80:] += rng.normal(0, 1, (h - 80, w, 1)) * (0.012 + 0.05 * t)
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def test_hazy_far_terrain_is_not_sky():
+    from pixels2peaks.perception.skyline import SkylineOptions, segment_terrain
+
+    img = _hazy_horizon_photo()
+    first = np.argmax(segment_terrain(img), axis=0)  # the skyline row of every column
+    assert abs(np.median(first) - 80) <= 8 and first.max() <= 95
+    # session 13's loose seeds (texture <= 0.03) grew down into the haze and called it sky
+    loose = np.argmax(segment_terrain(img, SkylineOptions(seed_texture=(0.03, 0.0, 0.03))), axis=0)
+    assert np.median(loose) > 100
