@@ -372,11 +372,11 @@ def lift_slots(z: np.ndarray, free: np.ndarray, dx_m: float, depth_dx: float = 5
     lim = depth_dx * float(dx_m)
     out = z.copy()
     for _ in range(iterations):
-        floor = median_filter(out, size=5, mode="nearest") - margin * lim
-        low = free & (out < floor - (1.0 - margin) * lim)
+        med = median_filter(out, size=5, mode="nearest")
+        low = free & (med - out > lim)
         if not low.any():
             break
-        out = np.where(low, floor, out)
+        out = np.where(low, med - margin * lim, out)
     lifted = int((out > z + 1e-6).sum())
     if lifted:
         filled = fill_depressions(out, default_epsilon(out))

@@ -186,8 +186,7 @@ def gmm_score(x: np.ndarray, model: tuple[np.ndarray, np.ndarray, np.ndarray]) -
     return m + np.log(np.exp(lp - m[:, None]).sum(axis=1))
 
 
-def _seeds(f: np.ndarray, void: np.ndarray, texture: tuple[float, float, float] = (0.012, 8.0, 0.03)
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _seeds(f: np.ndarray, void: np.ndarray, texture: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
     """Initial sky seeds (smooth -- see ``SkylineOptions.seed_texture`` --, blue-ish or bright,
     connected to the top rows) and terrain seeds (pixels a little below each column's first
     non-seed pixel)."""
