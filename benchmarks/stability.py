@@ -7,8 +7,9 @@ Photos: the bundled example and every shared real photo (``../shared/data/photos
 asks for <= 2 % dx and <= 0.5 deg pitch where the re-save changes pixels by < 0.2 grey levels on
 average. Already-compressed photos change by more than that, so the mean change is reported.
 
-Each row holds the default's figures, and under ``"s13"`` the same figures with session 13's
-loose sky seeds (backend option ``sky_seed_texture``), measured in the same run.
+Each row holds the default's figures, and under ``"s14"`` the same figures with session 14's
+pitch search (one grid spanning every point: ``search_extent_trim=0``,
+``search_grid_scales=(1,)``), measured in the same run.
 
     .venv/bin/python benchmarks/stability.py      # writes benchmarks/results/stability.json
 """
@@ -42,7 +43,8 @@ def main() -> None:
     from pixels2peaks.pipeline.run import RunConfig
 
     opts = RunConfig().visible_options()
-    s13 = dataclasses.replace(opts, backend_options={**opts.backend_options, "sky_seed_texture": (0.03, 0.0, 0.03)})
+    s14 = dataclasses.replace(opts, reconstruct=dataclasses.replace(opts.reconstruct, search_extent_trim=0.0,
+                                                                    search_grid_scales=(1.0,)))
 
     def compare(rgb: np.ndarray, jpg: np.ndarray, o) -> dict:
         a, b = estimate_visible(rgb, o), estimate_visible(jpg, o)
@@ -60,11 +62,11 @@ def main() -> None:
         im.save(buf, "JPEG", quality=92)
         jpg = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
         row = {"photo": p.name, "mean_pixel_change": float(np.abs(rgb.astype(float) - jpg).mean())}
-        row |= compare(rgb, jpg, opts) | {"s13": compare(rgb, jpg, s13)}
+        row |= compare(rgb, jpg, opts) | {"s14": compare(rgb, jpg, s14)}
         rows.append(row)
         print(f"{p.name[:32]:32s} pixels {row['mean_pixel_change']:.2f}  dx {row['dx_change_pct']:5.1f} %  "
-              f"pitch {row['pitch_change_deg']:.2f} deg  mask {row['terrain_pixel_change_pct']:.2f} %  | s13 "
-              f"dx {row['s13']['dx_change_pct']:5.1f} %  pitch {row['s13']['pitch_change_deg']:.2f} deg", flush=True)
+              f"pitch {row['pitch_change_deg']:.2f} deg  mask {row['terrain_pixel_change_pct']:.2f} %  | s14 "
+              f"dx {row['s14']['dx_change_pct']:5.1f} %  pitch {row['s14']['pitch_change_deg']:.2f} deg", flush=True)
     out = {"benchmark": "stability", "date": time.strftime("%Y-%m-%d"), "rows": rows,
            "median_dx_change_pct": float(np.median([r["dx_change_pct"] for r in rows])),
            "median_pitch_change_deg": float(np.median([r["pitch_change_deg"] for r in rows])),

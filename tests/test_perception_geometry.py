@@ -235,7 +235,7 @@ def test_candidate_slopes_kernel_matches_reference_steps():
     cam = to_camera(world, -6.0)
     cands = np.arange(-20.0, 10.1, 2.5)
     rots = np.stack([pitch_rotation(t) for t in cands])
-    got, counts = _candidate_slopes(np.ascontiguousarray(cam), rots, 48)
+    got, counts = _candidate_slopes(np.ascontiguousarray(cam), rots, 48, 0.0)
     for i, th in enumerate(cands):
         q = rotate_points(cam, th)
         dx = max(np.ptp(q[:, 0]), np.ptp(q[:, 1])) / 48
@@ -260,3 +260,37 @@ def test_pitch_search_picks_the_rising_branch():
     assert np.nanmin(np.abs(a.slopes_deg[other] - 25.0)) < 2.0
     with pytest.raises(InputError):
         search_pitch(cam, 25.0, branch="nope")
+
+
+def test_stray_far_points_do_not_set_the_pitch_search_grid():
+    # a cone face seen at +5 deg, plus 0.3 % stray points 8x farther (a depth net's far speckle):
+    # one grid over every point has cells ~8x too large, the quantile extent ignores the strays
+    world = cone_face(30.0)
+    true_pitch = 5.0
+    z, occ, _ = heightmap_max(world, np.ptp(world[:, 1]) / 64)
+    target, _ = mean_slope_deg(z, occ, np.ptp(world[:, 1]) / 64)
+    rng = np.random.default_rng(1)
+    k = max(3, int(0.003 * len(world)))
+    stray = world[rng.choice(len(world), k, replace=False)] * np.array([1.0, 8.0, 1.0])
+    cam = to_camera(np.concatenate([world, stray]), true_pitch)
+    kw = dict(pitch_range_deg=(-20, 20), step_deg=1.0, search_cells=64)
+    opts = ReconstructOptions()
+    clean = search_pitch(to_camera(world, true_pitch), target, **kw)
+    robust = search_pitch(cam, target, extent_trim=opts.search_extent_trim, **kw)
+    naive = search_pitch(cam, target, **kw)
+    assert abs(clean.pitch_deg - true_pitch) <= 0.5
+    assert abs(robust.pitch_deg - clean.pitch_deg) <= 0.05
+    assert abs(naive.pitch_deg - clean.pitch_deg) > 0.5
+
+
+def test_pitch_search_grid_scales_average_the_slope_curves():
+    cam = to_camera(cone_face(30.0), 5.0)
+    kw = dict(pitch_range_deg=(-10, 10), step_deg=1.0)
+    a = search_pitch(cam, 20.0, search_cells=48, **kw)
+    b = search_pitch(cam, 20.0, search_cells=96, **kw)
+    both = search_pitch(cam, 20.0, search_cells=64, grid_scales=(0.75, 1.5), **kw)
+    np.testing.assert_allclose(both.slopes_deg, (a.slopes_deg + b.slopes_deg) / 2, atol=1e-9)
+    with pytest.raises(InputError, match="grid scales"):
+        search_pitch(cam, 20.0, grid_scales=(), **kw)
+    with pytest.raises(InputError, match="extent trim"):
+        search_pitch(cam, 20.0, extent_trim=0.7, **kw)

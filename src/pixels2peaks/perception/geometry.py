@@ -232,10 +232,12 @@ def mean_slope_deg(z: np.ndarray, occupied: np.ndarray, dx: float) -> tuple[floa
 
 
 @njit(cache=True)
-def _candidate_slopes(p, rots, cells):  # pragma: no cover - compiled
+def _candidate_slopes(p, rots, cells, trim):  # pragma: no cover - compiled
     """For each rotation ``rots[i]``: :func:`heightmap_max` of the rotated points on a grid whose
-    larger side spans ``cells`` cells, then :func:`mean_slope_deg` (same rules, one pass).
-    Returns ``(mean slope in degrees, number of cells)`` per candidate (``nan, 0`` if none)."""
+    larger side spans ``cells`` cells, then :func:`mean_slope_deg` (same rules, one pass). The
+    grid spans the ``[trim, 1 - trim]`` quantiles of x and y (points outside are left out), so a
+    few stray points do not set its cell size. Returns ``(mean slope in degrees, number of
+    cells)`` per candidate (``nan, 0`` if none)."""
     k = rots.shape[0]
     n = p.shape[0]
     out = np.full(k, np.nan)
@@ -246,8 +248,12 @@ def _candidate_slopes(p, rots, cells):  # pragma: no cover - compiled
         for j in range(n):
             for a in range(3):
                 q[j, a] = r[a, 0] * p[j, 0] + r[a, 1] * p[j, 1] + r[a, 2] * p[j, 2]
-        x0, x1 = q[:, 0].min(), q[:, 0].max()
-        y0, y1 = q[:, 1].min(), q[:, 1].max()
+        if trim > 0.0:
+            x0, x1 = np.quantile(q[:, 0], trim), np.quantile(q[:, 0], 1.0 - trim)
+            y0, y1 = np.quantile(q[:, 1], trim), np.quantile(q[:, 1], 1.0 - trim)
+        else:
+            x0, x1 = q[:, 0].min(), q[:, 0].max()
+            y0, y1 = q[:, 1].min(), q[:, 1].max()
         ext = max(x1 - x0, y1 - y0)
         if not ext > 0:
             continue
@@ -256,6 +262,8 @@ def _candidate_slopes(p, rots, cells):  # pragma: no cover - compiled
         h = max(1, int(math.floor((y1 - y0) / dx)) + 1)
         grid = np.full((h, w), -np.inf)
         for j in range(n):
+            if not (x0 <= q[j, 0] <= x1 and y0 <= q[j, 1] <= y1):
+                continue
             col = int(math.floor((q[j, 0] - x0) / dx))
             row = h - 1 - int(math.floor((q[j, 1] - y0) / dx))
             if 0 <= col < w and 0 <= row < h and q[j, 2] > grid[row, col]:
@@ -300,6 +308,8 @@ def search_pitch(
     max_points: int = 200_000,
     seed: int = 0,
     branch: PitchBranch = "rising",
+    extent_trim: float = 0.0,
+    grid_scales: tuple[float, ...] = (1.0,),
 ) -> PitchSearch:
     """Eq. 1: ``theta* = argmin_i |s_i - s_prior|`` over a pitch grid.
 
@@ -307,6 +317,13 @@ def search_pitch(
     orthographically to a max-height heightmap whose larger side spans ``search_cells`` cells, and
     ``s_i`` is the mean slope of the cells with four occupied neighbours. Candidates with fewer
     than ``min_cells`` such cells are skipped (``s_i = nan``). Ties go to the smallest ``|theta|``.
+
+    Our choices against noise (both off by default here, on in :class:`ReconstructOptions`):
+    ``extent_trim`` spans each grid over the ``[trim, 1 - trim]`` quantiles of x and y, so a few
+    stray far points do not set the cell size; ``grid_scales`` averages ``s_i`` over grids of
+    ``search_cells x g`` cells, so ``s(theta)`` does not hinge on one cell size (the mean slope of
+    a sparse far-field cloud changes with the grid, and re-saving a photo as JPEG moved the pitch
+    by up to 6 deg on the shared photos).
     At most ``max_points`` points (a seeded random subset) are used.
 
     ``s(theta)`` is U-shaped: it is smallest at the pitch that levels the cloud and grows on both
@@ -326,8 +343,18 @@ def search_pitch(
         raise InputError(f"target slope must be in (0, 90) degrees, got {target_slope_deg!r}")
     cands = np.arange(lo, hi + 1e-9, step_deg)
     rots = np.stack([pitch_rotation(float(th)) for th in cands])
-    slopes, counts = _candidate_slopes(np.ascontiguousarray(p), rots, int(search_cells))
-    slopes = np.where(counts >= min_cells, slopes, np.nan)
+    if not 0.0 <= extent_trim < 0.5:
+        raise InputError(f"extent trim must be in [0, 0.5), got {extent_trim!r}")
+    if not grid_scales or min(grid_scales) <= 0:
+        raise InputError(f"grid scales must be positive, got {grid_scales!r}")
+    p = np.ascontiguousarray(p)
+    curves = []
+    for g in grid_scales:  # one curve per grid size; their mean is the search's s(theta)
+        sl, cnt = _candidate_slopes(p, rots, max(8, int(round(search_cells * g))), float(extent_trim))
+        curves.append(np.where(cnt >= min_cells, sl, np.nan))
+    with np.errstate(all="ignore"):
+        stack = np.stack(curves)
+        slopes = np.where(np.isfinite(stack).all(axis=0), stack.mean(axis=0), np.nan)
     if not np.isfinite(slopes).any():
         raise InputError("pitch search failed: the point cloud covers too few heightmap cells")
     if branch not in ("rising", "any"):
@@ -504,7 +531,12 @@ class ReconstructOptions:
     pitch_range_deg: tuple[float, float] = (-45.0, 45.0)
     pitch_step_deg: float = 0.5
     search_cells: int = 256
+    #: pitch-search grids: quantile extent and cell-size factors (:func:`search_pitch`)
+    search_extent_trim: float = 0.005
+    search_grid_scales: tuple[float, ...] = (0.5, 0.595, 0.707, 0.841, 1.0, 1.189, 1.414, 1.682)
     pitch_branch: PitchBranch = "rising"
+    #: the height quantiles (percent) that the scale fit maps to the elevation range (:func:`fit_scale`)
+    height_percentiles: tuple[float, float] = (0.0, 100.0)
     dx_m: float | None = None
     target_cells: int = 1024
     max_cells: int = 8192
@@ -560,10 +592,12 @@ def reconstruct(
         step_deg=options.pitch_step_deg,
         search_cells=options.search_cells,
         branch=options.pitch_branch,
+        extent_trim=options.search_extent_trim,
+        grid_scales=options.search_grid_scales,
     )
     level = rotate_points(pts, ps.pitch_deg)
     cam_xy = np.zeros((1, 2)) if options.include_camera else None
-    fit = fit_scale(level, elevation_range_m, include_xy=cam_xy)
+    fit = fit_scale(level, elevation_range_m, include_xy=cam_xy, percentiles=options.height_percentiles)
     zv, mv, dx, fit = project_visible(
         level,
         fit,
