@@ -139,8 +139,10 @@ def _builtin_geometry(opts: Mapping[str, Any]):
 
     stem = opts.get("depth_weights") or DEFAULT_WEIGHTS
     if weights_available(stem):
+        lateral = opts.get("depth_lateral", LearnedGeometry.lateral)
         return LearnedGeometry(fov_x_deg=float(opts.get("fov_x_deg") or 60.0), weights=stem,
-                               upsample=str(opts.get("depth_upsample") or LearnedGeometry.upsample))
+                               upsample=str(opts.get("depth_upsample") or LearnedGeometry.upsample),
+                               lateral=None if not lateral else (float(lateral[0]), float(lateral[1])))
     return _classical_geometry(opts)
 
 
@@ -178,7 +180,7 @@ def register_defaults() -> None:
     for spec in (
         BackendSpec("geometry", "moge", _moge_factory, _moge_available, 10, (moge,)),
         BackendSpec("geometry", "depth_anything", _depth_factory, _depth_available, 20, (tb,)),
-        BackendSpec("geometry", "builtin", _builtin_geometry, _always, 100, (depth, builtin, P + "upsample")),
+        BackendSpec("geometry", "builtin", _builtin_geometry, _always, 100, (depth, builtin, P + "upsample", P + "depth_filter")),
         BackendSpec("geometry", "classical", _classical_geometry, _always, 110, (builtin,)),
         BackendSpec("geometry", "contours", _contour_geometry, _always, 105, (contours, depth, builtin, P + "upsample")),
         BackendSpec("segmentation", "grounded_sam", _gsam_factory, _gsam_available, 10, (tb,)),

@@ -233,16 +233,25 @@ class LearnedGeometry:
     """Geometry backend of the learned network: pointmap from ``exp(ln d)`` along the rays of
     the given (or default 60 deg) horizontal FOV; ``valid`` = the terrain mask (if given);
     ``slope_gain`` from the card (``slope_gain.value``, written by
-    ``python -m pixels2peaks.training.perception_depth calibrate``; 1 if absent)."""
+    ``python -m pixels2peaks.training.perception_depth calibrate``; 1 if absent).
+
+    ``lateral``: ``(sigma as a fraction of the image width, sigma of ln d)`` of the row-wise
+    bilateral filter of ``ln d`` over the terrain (:func:`~pixels2peaks.perception.depth_filter.
+    lateral_bilateral`); ``None``: off."""
 
     fov_x_deg: float = 60.0
     weights: str | Path = DEFAULT_WEIGHTS
     name: str = "builtin"
     upsample: str = "joint_bilateral"
+    lateral: tuple[float, float] | None = None
 
     def estimate(self, image: np.ndarray, terrain: np.ndarray | None = None) -> GeometryResult:
         net, card = load_depth_net(self.weights)
         ld, _ = predict_log_depth(image, net, self.upsample)
+        if self.lateral is not None and terrain is not None:
+            from pixels2peaks.perception.depth_filter import lateral_bilateral
+
+            ld = lateral_bilateral(ld, terrain, self.lateral[0] * ld.shape[1], self.lateral[1])
         d = np.exp(ld - float(np.median(ld)))
         pts = ray_pointmap(d, self.fov_x_deg)
         valid = np.array(terrain, bool) if terrain is not None else np.ones(d.shape, bool)

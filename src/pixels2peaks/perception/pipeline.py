@@ -70,7 +70,7 @@ Extent = Literal["points", "square"]
 #: backend options each stage depends on (the rest, e.g. timeouts, do not change results)
 _STAGE_OPTIONS = {
     "segmentation": ("dino_model", "sam_model", "sky_seed_texture"),
-    "geometry": ("moge_model", "depth_model", "depth_weights", "depth_upsample", "contour_cue", "fov_x_deg"),
+    "geometry": ("moge_model", "depth_model", "depth_weights", "depth_upsample", "depth_lateral", "contour_cue", "fov_x_deg"),
     "priors": ("vlm_url", "vlm_model", "vlm_samples", "gemma_model", "fov_x_deg"),
 }
 #: modules every backend stage depends on; each backend adds its own (``BackendSpec.modules``)
