@@ -38,6 +38,7 @@ Choices (not fixed by the paper):
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -352,9 +353,10 @@ def search_pitch(
     for g in grid_scales:  # one curve per grid size; their mean is the search's s(theta)
         sl, cnt = _candidate_slopes(p, rots, max(8, int(round(search_cells * g))), float(extent_trim))
         curves.append(np.where(cnt >= min_cells, sl, np.nan))
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         stack = np.stack(curves)
-        slopes = np.where(np.isfinite(stack).all(axis=0), stack.mean(axis=0), np.nan)
+        slopes = np.nanmean(stack, axis=0)  # grids too coarse for a sparse cloud drop out
     if not np.isfinite(slopes).any():
         raise InputError("pitch search failed: the point cloud covers too few heightmap cells")
     if branch not in ("rising", "any"):
