@@ -235,7 +235,8 @@ def test_candidate_slopes_kernel_matches_reference_steps():
     cam = to_camera(world, -6.0)
     cands = np.arange(-20.0, 10.1, 2.5)
     rots = np.stack([pitch_rotation(t) for t in cands])
-    got, counts = _candidate_slopes(np.ascontiguousarray(cam), rots, 48, 0.0)
+    got, counts = _candidate_slopes(np.ascontiguousarray(cam), rots, np.array([48]), 0.0)
+    got, counts = got[:, 0], counts[:, 0]
     for i, th in enumerate(cands):
         q = rotate_points(cam, th)
         dx = max(np.ptp(q[:, 0]), np.ptp(q[:, 1])) / 48

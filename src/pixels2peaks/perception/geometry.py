@@ -234,15 +234,16 @@ def mean_slope_deg(z: np.ndarray, occupied: np.ndarray, dx: float) -> tuple[floa
 
 @njit(cache=True)
 def _candidate_slopes(p, rots, cells, trim):  # pragma: no cover - compiled
-    """For each rotation ``rots[i]``: :func:`heightmap_max` of the rotated points on a grid whose
-    larger side spans ``cells`` cells, then :func:`mean_slope_deg` (same rules, one pass). The
-    grid spans the ``[trim, 1 - trim]`` quantiles of x and y (points outside are left out), so a
-    few stray points do not set its cell size. Returns ``(mean slope in degrees, number of
-    cells)`` per candidate (``nan, 0`` if none)."""
+    """For each rotation ``rots[i]`` and each grid size ``cells[g]``: :func:`heightmap_max` of
+    the rotated points on a grid whose larger side spans ``cells[g]`` cells, then
+    :func:`mean_slope_deg` (same rules, one pass). The grids span the ``[trim, 1 - trim]``
+    quantiles of x and y (points outside are left out), so a few stray points do not set their
+    cell size; the rotation and the extent are computed once per candidate. Returns ``(mean
+    slope in degrees, number of cells)``, each ``(len(rots), len(cells))`` (``nan, 0`` if none)."""
     k = rots.shape[0]
     n = p.shape[0]
-    out = np.full(k, np.nan)
-    cnt = np.zeros(k, np.int64)
+    out = np.full((k, cells.shape[0]), np.nan)
+    cnt = np.zeros((k, cells.shape[0]), np.int64)
     q = np.empty((n, 3))
     for i in range(k):
         r = rots[i]
@@ -252,39 +253,39 @@ def _candidate_slopes(p, rots, cells, trim):  # pragma: no cover - compiled
         if trim > 0.0:
             x0, x1 = np.quantile(q[:, 0], trim), np.quantile(q[:, 0], 1.0 - trim)
             y0, y1 = np.quantile(q[:, 1], trim), np.quantile(q[:, 1], 1.0 - trim)
-        else:
+        else:  # the same as the 0 / 1 quantiles, without the sort
             x0, x1 = q[:, 0].min(), q[:, 0].max()
             y0, y1 = q[:, 1].min(), q[:, 1].max()
         ext = max(x1 - x0, y1 - y0)
         if not ext > 0:
             continue
-        dx = ext / cells
-        w = max(1, int(math.floor((x1 - x0) / dx)) + 1)
-        h = max(1, int(math.floor((y1 - y0) / dx)) + 1)
-        grid = np.full((h, w), -np.inf)
-        for j in range(n):
-            if not (x0 <= q[j, 0] <= x1 and y0 <= q[j, 1] <= y1):
-                continue
-            col = int(math.floor((q[j, 0] - x0) / dx))
-            row = h - 1 - int(math.floor((q[j, 1] - y0) / dx))
-            if 0 <= col < w and 0 <= row < h and q[j, 2] > grid[row, col]:
-                grid[row, col] = q[j, 2]
-        acc = 0.0
-        m = 0
-        for row in range(1, h - 1):
-            for col in range(1, w - 1):
-                if (grid[row, col] > -np.inf and grid[row - 1, col] > -np.inf
-                        and grid[row + 1, col] > -np.inf and grid[row, col - 1] > -np.inf
-                        and grid[row, col + 1] > -np.inf):
-                    gx = (grid[row, col + 1] - grid[row, col - 1]) / (2.0 * dx)
-                    gy = (grid[row - 1, col] - grid[row + 1, col]) / (2.0 * dx)
-                    acc += math.degrees(math.atan(math.sqrt(gx * gx + gy * gy)))
-                    m += 1
-        if m > 0:
-            out[i] = acc / m
-            cnt[i] = m
+        for g in range(cells.shape[0]):
+            dx = ext / cells[g]
+            w = max(1, int(math.floor((x1 - x0) / dx)) + 1)
+            h = max(1, int(math.floor((y1 - y0) / dx)) + 1)
+            grid = np.full((h, w), -np.inf)
+            for j in range(n):
+                if not (x0 <= q[j, 0] <= x1 and y0 <= q[j, 1] <= y1):
+                    continue
+                col = int(math.floor((q[j, 0] - x0) / dx))
+                row = h - 1 - int(math.floor((q[j, 1] - y0) / dx))
+                if 0 <= col < w and 0 <= row < h and q[j, 2] > grid[row, col]:
+                    grid[row, col] = q[j, 2]
+            acc = 0.0
+            m = 0
+            for row in range(1, h - 1):
+                for col in range(1, w - 1):
+                    if (grid[row, col] > -np.inf and grid[row - 1, col] > -np.inf
+                            and grid[row + 1, col] > -np.inf and grid[row, col - 1] > -np.inf
+                            and grid[row, col + 1] > -np.inf):
+                        gx = (grid[row, col + 1] - grid[row, col - 1]) / (2.0 * dx)
+                        gy = (grid[row - 1, col] - grid[row + 1, col]) / (2.0 * dx)
+                        acc += math.degrees(math.atan(math.sqrt(gx * gx + gy * gy)))
+                        m += 1
+            if m > 0:
+                out[i, g] = acc / m
+                cnt[i, g] = m
     return out, cnt
-
 
 
 @dataclass(frozen=True)
@@ -348,15 +349,13 @@ def search_pitch(
         raise InputError(f"extent trim must be in [0, 0.5), got {extent_trim!r}")
     if not grid_scales or min(grid_scales) <= 0:
         raise InputError(f"grid scales must be positive, got {grid_scales!r}")
-    p = np.ascontiguousarray(p)
-    curves = []
-    for g in grid_scales:  # one curve per grid size; their mean is the search's s(theta)
-        sl, cnt = _candidate_slopes(p, rots, max(8, int(round(search_cells * g))), float(extent_trim))
-        curves.append(np.where(cnt >= min_cells, sl, np.nan))
-    with np.errstate(all="ignore"), warnings.catch_warnings():
+    cells = np.array([max(8, int(round(search_cells * g))) for g in grid_scales], np.int64)
+    sl, cnt = _candidate_slopes(np.ascontiguousarray(p), rots, cells, float(extent_trim))
+    with warnings.catch_warnings():  # a candidate that no grid covers: nan, "mean of empty slice"
         warnings.simplefilter("ignore", RuntimeWarning)
-        stack = np.stack(curves)
-        slopes = np.nanmean(stack, axis=0)  # grids too coarse for a sparse cloud drop out
+        # one curve per grid size, their mean is the search's s(theta); grids too coarse for a
+        # sparse cloud drop out of a candidate's mean
+        slopes = np.nanmean(np.where(cnt >= min_cells, sl, np.nan), axis=1)
     if not np.isfinite(slopes).any():
         raise InputError("pitch search failed: the point cloud covers too few heightmap cells")
     if branch not in ("rising", "any"):
